@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* exec family: counts successful execve() calls per (cgroup, comm). Two variants of one handler:
+ * tp_btf (BTF-typed raw tracepoint, cheapest) and the classic tracepoint, which works on every kernel
+ * with tracefs events. The agent picks one and disables the other's autoload before load. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "podsight.bpf.h"
+#include "exec.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384); /* set from programs.exec.max_entries before load */
+	__type(key, struct exec_key);
+	__type(value, __u64);
+} exec_counts SEC(".maps");
+
+PODSIGHT_MAP_ERRORS(EXEC_MAP_NR);
+
+static __always_inline int count_exec(void)
+{
+	struct exec_key key = {};
+
+	key.cgroup_id = bpf_get_current_cgroup_id();
+	/* sched_process_exec fires after the new comm is set (begin_new_exec) */
+	bpf_get_current_comm(&key.comm, sizeof(key.comm));
+	podsight_count(&exec_counts, &key, 1, &map_errors, EXEC_MAP_COUNTS);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(exec_tp_btf, struct task_struct *p, pid_t old_pid, struct linux_binprm *bprm)
+{
+	return count_exec();
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int exec_tracepoint(void *ctx)
+{
+	return count_exec();
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
