@@ -1,0 +1,225 @@
+// Agent wiring: families + collectors + HTTP endpoints, scrape, readiness and preflight.
+#include "app/agent.hpp"
+
+#include "app/families.hpp"
+#include "log/log.hpp"
+#include "podsight/version.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <nlohmann/json.hpp>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iomanip>
+
+namespace podsight::app {
+namespace {
+
+constexpr int kMinKernelMajor = 5;
+constexpr int kMinKernelMinor = 8;  // bpf_link for tracepoints, BPF_ENABLE_STATS, batch map ops
+
+bool is_dir(const std::string& p) {
+  struct stat st {};
+  return !p.empty() && ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char* kLandingPage = R"(<!doctype html>
+<html><head><meta charset="utf-8"><title>podsight</title></head>
+<body><h1>podsight</h1>
+<p>eBPF node agent for Kubernetes.</p>
+<ul>
+<li><a href="metrics">/metrics</a> Prometheus metrics</li>
+<li><a href="healthz">/healthz</a> liveness</li>
+<li><a href="readyz">/readyz</a> readiness, with the state of every program family</li>
+</ul></body></html>
+)";
+
+}  // namespace
+
+Agent::Agent(config::Config cfg) : cfg_(std::move(cfg)), registry_(std::make_shared<prometheus::Registry>()) {
+  std::string root = cfg_.cgroup_root.empty() ? features_.mounts().cgroup2 : cfg_.cgroup_root;
+  cgroups_ = std::make_unique<metadata::CgroupPaths>(root);
+  workloads_ = std::make_unique<metadata::WorkloadResolver>(*cgroups_);
+  std::vector<const programs::Family*> fams;
+  for (auto& part : make_families(cfg_, *workloads_)) {
+    fams.push_back(part.program.get());
+    families_.push_back(std::move(part.program));
+    collectors_.push_back(std::move(part.collector));
+  }
+  http_requests_ = &prometheus::BuildCounter()
+                        .Name("podsight_http_requests_total")
+                        .Help("HTTP requests answered by the agent, by route and status code.")
+                        .Register(*registry_);
+  scrape_errors_ = &prometheus::BuildCounter()
+                        .Name("podsight_scrape_errors_total")
+                        .Help("Scrapes in which a collector could not read all of its maps.")
+                        .Register(*registry_);
+  self_ = std::make_unique<collectors::Self>(std::move(fams), features_, registry_, [this] {
+    if (stats_fd_) return true;
+    auto s = bpf::read_file("/proc/sys/kernel/bpf_stats_enabled");
+    return s && !s->empty() && (*s)[0] == '1';
+  });
+}
+
+Agent::~Agent() { stop(); }
+
+void Agent::enable_bpf_stats() {
+  if (!cfg_.bpf_stats || stats_fd_) return;
+  // BPF_ENABLE_STATS keeps run-time stats on only while we hold the fd: nothing is left switched on
+  // after the agent exits, unlike writing the sysctl.
+  int fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
+  if (fd < 0) {
+    log::warn("cannot enable BPF run-time statistics", {{"error", errno_error("BPF_ENABLE_STATS").message()}});
+    return;
+  }
+  stats_fd_.reset(fd);
+  log::info("BPF run-time statistics enabled");
+}
+
+void Agent::start_programs() {
+  log::info("starting", {{"version", kVersion},
+                         {"revision", kRevision},
+                         {"kernel", features_.kernel_release()},
+                         {"cgroup_root", cgroups_->root()}});
+  if (!features_.memcg_accounting()) {
+    log::warn("kernel does not charge BPF memory to cgroups; RLIMIT_MEMLOCK may limit map sizes",
+              {{"kernel", features_.kernel_release()}});
+  }
+  enable_bpf_stats();
+  programs::Context ctx{features_, cfg_};
+  for (auto& f : families_) f->start(ctx);
+  programs_started_ = true;
+}
+
+Status Agent::start_http() {
+  http_ = std::make_unique<http::Server>(cfg_.http);
+  http_->route("/metrics", [this](const httplib::Request& req) {
+    auto format = metrics::negotiate(req.get_header_value("Accept"));
+    return http::Response{200, std::string(metrics::content_type(format)), scrape(format)};
+  });
+  http_->route("/healthz", [](const httplib::Request&) { return http::Response{200, "text/plain; charset=utf-8", "ok\n"}; });
+  http_->route("/readyz", [this](const httplib::Request&) {
+    auto r = readiness();
+    return http::Response{r.http_status, "application/json", r.body};
+  });
+  http_->route("/", [](const httplib::Request&) {
+    return http::Response{200, "text/html; charset=utf-8", kLandingPage};
+  });
+  http_->on_request([this](const http::RequestEvent& e) {
+    http_requests_->Add({{"path", std::string(e.path)}, {"code", std::to_string(e.status)}}).Increment();
+  });
+  auto st = http_->start();
+  if (!st) return st;
+  log::info("serving HTTP", {{"listen", cfg_.http.listen}, {"port", http_->port()}});
+  return {};
+}
+
+void Agent::stop() {
+  if (stopped_.exchange(true)) return;
+  if (http_) http_->stop();
+  for (auto& f : families_) f->stop();
+  stats_fd_.reset();
+}
+
+int Agent::http_port() const { return http_ ? http_->port() : -1; }
+
+std::string Agent::scrape(metrics::Format format) {
+  std::vector<prometheus::MetricFamily> families;
+  {
+    // One collection at a time: collectors and the cgroup cache need no locking of their own, and
+    // concurrent scrapers (Prometheus HA pairs) cost one map walk each rather than contending.
+    std::lock_guard lock(scrape_mu_);
+    const auto t0 = std::chrono::steady_clock::now();
+    collectors::ScrapeContext ctx;
+    for (auto& c : collectors_) {
+      bool ok = false;
+      try {
+        ok = c->collect(ctx, families);
+      } catch (const std::exception& e) {
+        log::error("collector threw", {{"collector", std::string(c->name())}, {"error", e.what()}});
+      }
+      if (!ok) scrape_errors_->Add({{"collector", std::string(c->name())}}).Increment();
+    }
+    ctx.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (!self_->collect(ctx, families)) scrape_errors_->Add({{"collector", "self"}}).Increment();
+  }
+  std::string out;
+  metrics::encode(families, format, out);
+  return out;
+}
+
+Readiness Agent::readiness() const {
+  nlohmann::json fams = nlohmann::json::array();
+  bool any_failed = false;
+  bool any_degraded = false;
+  bool any_up = false;
+  for (const auto& f : families_) {
+    auto st = f->status();
+    any_failed |= st.state == programs::State::kFailed;
+    any_degraded |= st.state == programs::State::kDegraded;
+    any_up |= st.state == programs::State::kAttached || st.state == programs::State::kDegraded;
+    fams.push_back({{"name", std::string(f->name())},
+                    {"state", std::string(programs::to_string(st.state))},
+                    {"variant", st.variant},
+                    {"error", st.error}});
+  }
+  std::string status = "ready";
+  int code = 200;
+  if (!programs_started_ || stopped_) {
+    status = "not_ready";
+    code = 503;
+  } else if (any_failed || !any_up) {
+    // A family the config asked for is not working: hold a rolling update here rather than spread it.
+    status = "not_ready";
+    code = 503;
+  } else if (any_degraded) {
+    status = "degraded";
+  }
+  nlohmann::json body{{"status", status}, {"families", fams}};
+  return {code, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
+}
+
+int Agent::check(std::ostream& out) {
+  struct Row {
+    std::string check;
+    bool ok;
+    std::string detail;
+  };
+  std::vector<Row> rows;
+  auto [major, minor] = features_.kernel_version();
+  bool kernel_ok = major > kMinKernelMajor || (major == kMinKernelMajor && minor >= kMinKernelMinor);
+  rows.push_back({"kernel", kernel_ok,
+                  features_.kernel_release() + " (needs >= " + std::to_string(kMinKernelMajor) + "." +
+                      std::to_string(kMinKernelMinor) + ")"});
+  rows.push_back({"btf", features_.has_vmlinux_btf(),
+                  features_.has_vmlinux_btf() ? "/sys/kernel/btf/vmlinux" : "no vmlinux BTF: CO-RE cannot relocate"});
+  const auto& m = features_.mounts();
+  rows.push_back({"bpffs", !m.bpffs.empty(), m.bpffs.empty() ? "not mounted" : m.bpffs});
+  rows.push_back({"tracefs", !m.tracefs.empty(), m.tracefs.empty() ? "not mounted" : m.tracefs});
+  const std::string& cg = cgroups_->root();
+  rows.push_back({"cgroup2", is_dir(cg), cg.empty() ? "no cgroup2 mount found" : cg});
+  rows.push_back({"memlock", true,
+                  features_.memcg_accounting() ? "BPF memory charged to the cgroup (kernel >= 5.11)"
+                                               : "RLIMIT_MEMLOCK applies (kernel < 5.11)"});
+  start_programs();
+  for (const auto& f : families_) {
+    auto st = f->status();
+    std::string detail(programs::to_string(st.state));
+    if (!st.variant.empty()) detail += ", variant " + st.variant;
+    if (!st.error.empty()) detail += ": " + st.error;
+    bool ok = st.state == programs::State::kAttached || st.state == programs::State::kDisabled;
+    rows.push_back({"program " + std::string(f->name()), ok, detail});
+  }
+  stop();
+  bool all = true;
+  out << std::left << std::setw(18) << "CHECK" << std::setw(7) << "RESULT" << "DETAIL\n";
+  for (const auto& r : rows) {
+    all &= r.ok;
+    out << std::left << std::setw(18) << r.check << std::setw(7) << (r.ok ? "ok" : "FAIL") << r.detail << "\n";
+  }
+  return all ? 0 : 1;
+}
+
+}  // namespace podsight::app

@@ -1,0 +1,75 @@
+// The running agent: program families, their collectors, the HTTP endpoints, and the start/stop order
+// between them. main() only parses the command line and waits for signals.
+#pragma once
+
+#include "bpf/handles.hpp"
+#include "bpf/probe.hpp"
+#include "collectors/collector.hpp"
+#include "collectors/self.hpp"
+#include "config/config.hpp"
+#include "http/server.hpp"
+#include "metadata/cgroups.hpp"
+#include "metadata/workload.hpp"
+#include "metrics/exposition.hpp"
+#include "programs/program.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace podsight::app {
+
+struct Readiness {
+  int http_status = 503;
+  std::string body;  // JSON
+};
+
+class Agent {
+ public:
+  explicit Agent(config::Config cfg);
+  ~Agent();
+  Agent(const Agent&) = delete;
+  Agent& operator=(const Agent&) = delete;
+
+  // Loads and attaches every enabled family. One failing never stops the others.
+  void start_programs();
+  Status start_http();
+  // HTTP first (no scrape sees half-torn-down maps), then every family. Idempotent.
+  void stop();
+
+  std::string scrape(metrics::Format format);
+  [[nodiscard]] Readiness readiness() const;
+  // Preflight table for `podsight --check`; returns the process exit status.
+  int check(std::ostream& out);
+
+  [[nodiscard]] int http_port() const;
+  [[nodiscard]] const std::vector<std::unique_ptr<programs::Family>>& families() const { return families_; }
+
+ private:
+  void enable_bpf_stats();
+
+  config::Config cfg_;
+  bpf::Features features_;
+  std::unique_ptr<metadata::CgroupPaths> cgroups_;
+  std::unique_ptr<metadata::WorkloadResolver> workloads_;
+  std::vector<std::unique_ptr<programs::Family>> families_;
+  std::vector<std::unique_ptr<collectors::Collector>> collectors_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  prometheus::Family<prometheus::Counter>* http_requests_ = nullptr;
+  prometheus::Family<prometheus::Counter>* scrape_errors_ = nullptr;
+  std::unique_ptr<collectors::Self> self_;
+  std::unique_ptr<http::Server> http_;
+  std::mutex scrape_mu_;
+  bpf::UniqueFd stats_fd_;
+  std::atomic<bool> programs_started_{false};
+  std::atomic<bool> stopped_{false};
+};
+
+}  // namespace podsight::app

@@ -1,0 +1,19 @@
+// Wiring of program families to their collectors.
+#include "app/families.hpp"
+
+#include "collectors/exec.hpp"
+#include "programs/exec.hpp"
+
+namespace podsight::app {
+
+std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::WorkloadResolver& workloads) {
+  std::vector<FamilyParts> parts;
+  {
+    auto p = std::make_unique<programs::Exec>(cfg.programs.exec);
+    auto c = std::make_unique<collectors::Exec>(*p, workloads);
+    parts.push_back({std::move(p), std::move(c)});
+  }
+  return parts;
+}
+
+}  // namespace podsight::app

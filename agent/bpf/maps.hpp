@@ -1,0 +1,73 @@
+// Reading BPF maps at scrape time: batch lookups where the kernel has them (one syscall per few
+// thousand entries), key-by-key iteration where it does not, per-CPU values summed.
+#pragma once
+
+#include "util/result.hpp"
+
+#include <bpf/bpf.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <span>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace podsight::bpf {
+
+// Number of possible CPUs (the per-CPU value stride), or an error if libbpf cannot tell.
+Result<int> possible_cpus();
+
+struct MapInfo {
+  std::uint32_t type = 0;
+  std::uint32_t key_size = 0;
+  std::uint32_t value_size = 0;
+  std::uint32_t max_entries = 0;
+  std::uint32_t id = 0;
+  std::string name;
+};
+Result<MapInfo> map_info(int map_fd);
+
+// Visits every entry of a hash/LRU map (per-CPU or not). `value` holds `value_stride * ncpus` bytes for
+// per-CPU maps (stride = value_size rounded up to 8), `value_size` bytes otherwise. Entries inserted or
+// deleted during the walk may or may not be seen; none is seen twice. Returns the number visited.
+using RawVisitor = std::function<void(const void* key, const void* value)>;
+Result<std::size_t> for_each_entry(int map_fd, const RawVisitor& visit, const std::string& map_name);
+
+// Same walk for a per-CPU map whose value type V is made only of std::uint64_t fields: calls
+// visit(key, sum) with every field summed over CPUs.
+template <typename K, typename V>
+Result<std::size_t> for_each_percpu_sum(int map_fd, int ncpus, const std::string& map_name,
+                                        const std::function<void(const K&, const V&)>& visit) {
+  static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>);
+  static_assert(sizeof(V) % sizeof(std::uint64_t) == 0, "per-CPU values are u64 counters");
+  constexpr std::size_t kWords = sizeof(V) / sizeof(std::uint64_t);
+  return for_each_entry(
+      map_fd,
+      [&](const void* key, const void* value) {
+        std::uint64_t sum[kWords] = {};
+        const auto* bytes = static_cast<const unsigned char*>(value);
+        for (int cpu = 0; cpu < ncpus; ++cpu) {
+          std::uint64_t words[kWords];
+          std::memcpy(words, bytes + static_cast<std::size_t>(cpu) * sizeof(V), sizeof(V));
+          for (std::size_t w = 0; w < kWords; ++w) sum[w] += words[w];
+        }
+        K k;
+        V v;
+        std::memcpy(&k, key, sizeof(K));
+        std::memcpy(&v, sum, sizeof(V));
+        visit(k, v);
+      },
+      map_name);
+}
+
+// Sums a per-CPU array of u64 (e.g. a family's map_errors) into one value per index.
+Result<std::vector<std::uint64_t>> read_percpu_u64_array(int map_fd, std::uint32_t entries, int ncpus,
+                                                         const std::string& map_name);
+
+// Visits keys only (for counting entries of maps no collector walks).
+Result<std::size_t> count_entries(int map_fd, std::uint32_t key_size, const std::string& map_name);
+
+}  // namespace podsight::bpf

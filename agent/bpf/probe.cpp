@@ -1,0 +1,168 @@
+// Feature probes: kernel release, mounts, BTF, tracepoints, kprobes, fentry.
+#include "bpf/probe.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <vector>
+
+namespace podsight::bpf {
+namespace {
+
+std::string unescape_mountinfo(std::string_view s) {
+  auto is_oct = [](char c) { return c >= '0' && c <= '7'; };
+  std::string out;
+  out.reserve(s.size());
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && is_oct(s[i + 1]) && is_oct(s[i + 2]) && is_oct(s[i + 3])) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+      continue;
+    }
+    out += s[i];
+  }
+  return out;
+}
+
+std::vector<std::string_view> split_spaces(std::string_view line) {
+  std::vector<std::string_view> f;
+  std::size_t i = 0;
+  while (i < line.size()) {
+    while (i < line.size() && line[i] == ' ') ++i;
+    std::size_t j = i;
+    while (j < line.size() && line[j] != ' ') ++j;
+    if (j > i) f.push_back(line.substr(i, j - i));
+    i = j;
+  }
+  return f;
+}
+
+bool exists(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+Result<std::string> read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return errno_error("open", path);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+MountPoints parse_mountinfo(std::string_view content) {
+  MountPoints m;
+  while (!content.empty()) {
+    auto nl = content.find('\n');
+    std::string_view line = content.substr(0, nl);
+    content = nl == std::string_view::npos ? std::string_view{} : content.substr(nl + 1);
+    // id parent major:minor root mountpoint options [optional...] - fstype source superoptions
+    auto f = split_spaces(line);
+    std::size_t dash = 0;
+    for (std::size_t i = 6; i < f.size(); ++i) {
+      if (f[i] == "-") {
+        dash = i;
+        break;
+      }
+    }
+    if (dash == 0 || dash + 1 >= f.size()) continue;
+    std::string_view fstype = f[dash + 1];
+    std::string mountpoint = unescape_mountinfo(f[4]);
+    std::string_view root = f[3];
+    if (fstype == "cgroup2" && m.cgroup2.empty() && root == "/") m.cgroup2 = mountpoint;
+    if (fstype == "bpf" && m.bpffs.empty()) m.bpffs = mountpoint;
+    if (fstype == "tracefs" && m.tracefs.empty()) m.tracefs = mountpoint;
+  }
+  return m;
+}
+
+Features::Features() {
+  struct utsname u {};
+  if (::uname(&u) == 0) release_ = u.release;
+  int major = 0;
+  int minor = 0;
+  if (std::sscanf(release_.c_str(), "%d.%d", &major, &minor) == 2) version_ = {major, minor};
+  if (auto mi = read_file("/proc/self/mountinfo")) mounts_ = parse_mountinfo(*mi);
+}
+
+Features::~Features() { btf__free(btf_); }
+
+const struct btf* Features::vmlinux_btf() {
+  std::lock_guard lock(mu_);
+  if (!btf_loaded_) {
+    btf_loaded_ = true;
+    btf_ = btf__load_vmlinux_btf();
+    if (btf_ == nullptr) btf_ = nullptr;  // libbpf returns NULL with errno set on failure
+  }
+  return btf_;
+}
+
+bool Features::has_vmlinux_btf() { return vmlinux_btf() != nullptr; }
+
+bool Features::has_tp_btf(std::string_view event) {
+  const auto* b = vmlinux_btf();
+  if (b == nullptr) return false;
+  std::string name = "btf_trace_" + std::string(event);
+  return btf__find_by_name_kind(b, name.c_str(), BTF_KIND_TYPEDEF) > 0;
+}
+
+bool Features::has_tracepoint(std::string_view category, std::string_view event) {
+  std::vector<std::string> roots;
+  if (!mounts_.tracefs.empty()) roots.push_back(mounts_.tracefs);
+  roots.emplace_back("/sys/kernel/tracing");
+  roots.emplace_back("/sys/kernel/debug/tracing");
+  for (const auto& r : roots) {
+    if (exists(r + "/events/" + std::string(category) + "/" + std::string(event) + "/id")) return true;
+  }
+  return false;
+}
+
+bool Features::has_kprobes() const { return exists("/sys/bus/event_source/devices/kprobe/type"); }
+
+bool Features::can_load_fentry(std::string_view func) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = fentry_cache_.find(func); it != fentry_cache_.end()) return it->second;
+  }
+  bool ok = false;
+  if (const auto* b = vmlinux_btf()) {
+    std::string name(func);
+    int id = btf__find_by_name_kind(b, name.c_str(), BTF_KIND_FUNC);
+    if (id > 0) {
+      const bpf_insn insns[] = {
+          {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+          {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+      };
+      LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+                  .attach_btf_id = static_cast<__u32>(id));
+      int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "podsight_probe", "GPL", insns, 2, &opts);
+      if (fd >= 0) {
+        // Loading is not enough on every kernel: attaching is what fails without trampolines.
+        int link = bpf_raw_tracepoint_open(nullptr, fd);
+        ok = link >= 0;
+        if (link >= 0) ::close(link);
+        ::close(fd);
+      }
+    }
+  }
+  std::lock_guard lock(mu_);
+  fentry_cache_[std::string(func)] = ok;
+  return ok;
+}
+
+bool Features::memcg_accounting() const {
+  return version_.first > 5 || (version_.first == 5 && version_.second >= 11);
+}
+
+}  // namespace podsight::bpf

@@ -1,0 +1,70 @@
+// What this kernel and host offer, probed once at start-up: every program family picks its variant
+// from here, and `podsight --check` prints it.
+#pragma once
+
+#include "util/result.hpp"
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+struct btf;
+
+namespace podsight::bpf {
+
+struct MountPoints {
+  std::string cgroup2;  // mount point of the cgroup v2 hierarchy, empty if none
+  std::string bpffs;
+  std::string tracefs;
+};
+
+// Parses /proc/self/mountinfo content (octal escapes such as \040 decoded). The first cgroup2 mount
+// whose root is "/" wins, so a container that sees the host's hierarchy at /host/sys/fs/cgroup and its
+// own namespaced one elsewhere picks the host's when configured to look there.
+MountPoints parse_mountinfo(std::string_view content);
+
+class Features {
+ public:
+  Features();
+  ~Features();
+  Features(const Features&) = delete;
+  Features& operator=(const Features&) = delete;
+
+  [[nodiscard]] const std::string& kernel_release() const { return release_; }
+  // (major, minor) from the release string, e.g. {6, 18}; {0, 0} if unparseable.
+  [[nodiscard]] std::pair<int, int> kernel_version() const { return version_; }
+  [[nodiscard]] const MountPoints& mounts() const { return mounts_; }
+
+  // vmlinux BTF is present and parses (needed for CO-RE and for tp_btf/fentry).
+  [[nodiscard]] bool has_vmlinux_btf();
+  // BTF-typed raw tracepoint for `event` (e.g. "sched_process_exec") can be used.
+  bool has_tp_btf(std::string_view event);
+  // A tracefs tracepoint category/event exists (checked under the tracefs mount, if any).
+  bool has_tracepoint(std::string_view category, std::string_view event);
+  // The kprobe PMU exists (kprobes are compiled in and usable through perf_event_open).
+  [[nodiscard]] bool has_kprobes() const;
+  // A minimal fentry program attached to kernel function `func` loads (not just BTF present:
+  // some kernels refuse tracing programs, e.g. with lockdown or EPERM).
+  bool can_load_fentry(std::string_view func);
+  // BPF memory is charged to the cgroup (>= 5.11), so RLIMIT_MEMLOCK does not matter.
+  [[nodiscard]] bool memcg_accounting() const;
+
+  // The vmlinux BTF object (owned here), or nullptr.
+  const struct btf* vmlinux_btf();
+
+ private:
+  std::string release_;
+  std::pair<int, int> version_{0, 0};
+  MountPoints mounts_;
+  std::mutex mu_;
+  bool btf_loaded_ = false;
+  struct btf* btf_ = nullptr;
+  std::map<std::string, bool, std::less<>> fentry_cache_;
+};
+
+// Reads a whole (small) file, e.g. from /proc or /sys.
+Result<std::string> read_file(const std::string& path);
+
+}  // namespace podsight::bpf

@@ -1,0 +1,53 @@
+// cgroup v2 id -> path, as the kernel hands us ids (bpf_get_current_cgroup_id, the socket's cgroup) and
+// users want paths. Cached; unknown ids resolved on demand; ids of deleted cgroups forgotten on request.
+#pragma once
+
+#include "util/result.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace podsight::metadata {
+
+class CgroupPaths {
+ public:
+  // `root` is the cgroup2 mount point, e.g. /sys/fs/cgroup or /sys/fs/cgroup/unified.
+  explicit CgroupPaths(std::string root,
+                       std::chrono::milliseconds rescan_interval = std::chrono::milliseconds(1000));
+
+  [[nodiscard]] const std::string& root() const { return root_; }
+
+  // The path relative to the root ("/" for the root itself, "/system.slice/ssh.service"), or nullopt
+  // if no cgroup with this id exists (anymore). A miss triggers at most one tree walk per
+  // rescan_interval; a cheaper direct lookup by file handle is tried first where permitted.
+  std::optional<std::string> path(std::uint64_t id);
+
+  // The cgroup id of a path relative to the root (the inode number of its directory).
+  static Result<std::uint64_t> id_of(const std::string& absolute_path);
+
+  // Drops cached ids whose directory no longer exists. Returns how many were dropped.
+  std::size_t forget_deleted();
+
+  [[nodiscard]] std::size_t cached() const;
+  [[nodiscard]] std::uint64_t walks() const;
+
+ private:
+  std::optional<std::string> by_handle(std::uint64_t id);
+  void walk_locked();
+
+  std::string root_;
+  std::chrono::milliseconds rescan_interval_;
+  mutable std::mutex mu_;
+  std::unordered_map<std::uint64_t, std::string> paths_;
+  std::chrono::steady_clock::time_point last_walk_{};
+  bool walked_ = false;
+  std::uint64_t walks_ = 0;
+  bool handles_work_ = true;
+};
+
+}  // namespace podsight::metadata

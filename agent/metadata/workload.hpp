@@ -1,0 +1,33 @@
+// Who a cgroup id belongs to, as the label set every workload metric carries:
+// namespace, pod, container for Kubernetes workloads; the cgroup path for everything else.
+#pragma once
+
+#include "metadata/cgroups.hpp"
+
+#include <cstdint>
+#include <string>
+
+namespace podsight::metadata {
+
+struct Workload {
+  std::string namespace_;
+  std::string pod;
+  std::string container;
+  std::string cgroup;  // path relative to the cgroup2 root; empty for identified pods
+};
+
+// Label value used when a cgroup id cannot be resolved (deleted before we saw it).
+inline constexpr const char* kUnknownCgroup = "(unknown)";
+
+class WorkloadResolver {
+ public:
+  explicit WorkloadResolver(CgroupPaths& cgroups) : cgroups_(cgroups) {}
+
+  Workload resolve(std::uint64_t cgroup_id);
+  [[nodiscard]] CgroupPaths& cgroups() { return cgroups_; }
+
+ private:
+  CgroupPaths& cgroups_;
+};
+
+}  // namespace podsight::metadata

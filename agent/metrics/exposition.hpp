@@ -1,0 +1,37 @@
+// Prometheus exposition: encodes metric families as text format 0.0.4 or OpenMetrics 1.0.0.
+// prometheus-cpp's core gives us the data model (MetricFamily); the bytes on the wire are ours, so that
+// every scrape stays parseable whatever bytes the kernel handed us as label values.
+#pragma once
+
+#include <prometheus/metric_family.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace podsight::metrics {
+
+enum class Format { kText004, kOpenMetrics100 };
+
+// Picks the format from an HTTP Accept header: OpenMetrics when the client lists
+// application/openmetrics-text (version 1.0.0 or unversioned) with a q-value above that of any
+// text/plain entry; text 0.0.4 otherwise (also for an empty, malformed or hostile header).
+Format negotiate(std::string_view accept_header);
+
+// The Content-Type header value for a format.
+std::string_view content_type(Format format);
+
+// Appends the encoding of `families` to `out`. Output is always valid for the format:
+// label values and HELP are escaped, invalid UTF-8 is made valid (see sanitize_utf8), names are
+// assumed valid (they are ours). Gauge families whose name ends in "_info" are written as the
+// OpenMetrics info type; counter families must be named with the "_total" suffix.
+void encode(const std::vector<prometheus::MetricFamily>& families, Format format, std::string& out);
+
+// True when `s` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view s);
+
+// Returns `s` with every byte that is not part of a well-formed UTF-8 sequence replaced by the four
+// characters "\xNN" (NN = upper-case hex). Valid input is returned unchanged.
+std::string sanitize_utf8(std::string_view s);
+
+}  // namespace podsight::metrics

@@ -1,0 +1,97 @@
+// exec program family: variant choice (tp_btf, then tracepoint), configure, load, attach.
+#include "programs/exec.hpp"
+
+#include "log/log.hpp"
+
+// clang-format off
+#include <linux/types.h>
+#include "exec.h"
+#include "exec.skel.h"
+// clang-format on
+
+#include <cerrno>
+
+namespace podsight::programs {
+namespace {
+static_assert(sizeof(exec_key) == 24, "exec_key layout is shared with bpf/exec.bpf.c");
+}  // namespace
+
+Result<std::string> Exec::do_start(Context& ctx) {
+  auto order = variant_order(cfg_.variant, {
+                                               {"tp_btf", ctx.features.has_tp_btf("sched_process_exec")},
+                                               {"tracepoint", ctx.features.has_tracepoint("sched", "sched_process_exec")},
+                                           });
+  if (order.empty()) {
+    return Error{"no usable variant: neither BTF for tp_btf/sched_process_exec nor tracefs event "
+                 "sched/sched_process_exec found",
+                 "exec", ENOENT};
+  }
+  Error last{};
+  for (const auto& v : order) {
+    auto r = try_variant(v);
+    if (r) return r;
+    last = r.error();
+    log::warn("exec variant unavailable, trying next",
+              {{"program", "exec"}, {"variant", v}, {"error", last.message()}});
+  }
+  return last;
+}
+
+Result<std::string> Exec::try_variant(const std::string& variant) {
+  do_stop();
+  exec_bpf* raw = exec_bpf::open();
+  if (raw == nullptr) return errno_error("open BPF object", "exec");
+  skel_ = bpf::Skeleton<exec_bpf>(raw);
+
+  const bool btf = variant == "tp_btf";
+  if (variant != "tp_btf" && variant != "tracepoint") return Error{"unknown variant " + variant, "exec", EINVAL};
+  bpf_program__set_autoload(skel_->progs.exec_tp_btf, btf);
+  bpf_program__set_autoload(skel_->progs.exec_tracepoint, !btf);
+  if (int err = bpf_map__set_max_entries(skel_->maps.exec_counts, cfg_.max_entries); err != 0) {
+    do_stop();
+    return errno_error("set max_entries", "map exec_counts", -err);
+  }
+  if (int err = exec_bpf::load(skel_.get()); err != 0) {
+    do_stop();
+    return errno_error("load BPF programs (variant " + variant + ")", "exec", -err);
+  }
+  bpf_program* prog = btf ? skel_->progs.exec_tp_btf : skel_->progs.exec_tracepoint;
+  bpf_link* link = bpf_program__attach(prog);
+  if (link == nullptr) {
+    int err = errno;
+    do_stop();
+    return errno_error(btf ? "attach tp_btf/sched_process_exec" : "attach tracepoint sched/sched_process_exec",
+                       "exec", err);
+  }
+  link_.reset(link);
+  variant_ = variant;
+  return variant;
+}
+
+Exec::Exec(const config::ExecConfig& cfg) : cfg_(cfg) {}
+Exec::~Exec() { Exec::do_stop(); }
+
+void Exec::do_stop() {
+  link_.reset();
+  skel_.reset();
+  variant_.clear();
+}
+
+int Exec::counts_fd() const { return skel_ ? bpf_map__fd(skel_->maps.exec_counts) : -1; }
+
+std::vector<MapRef> Exec::maps() const {
+  if (!skel_) return {};
+  return {MapRef{"exec_counts", bpf_map__fd(skel_->maps.exec_counts), bpf_map__max_entries(skel_->maps.exec_counts),
+                 static_cast<std::uint32_t>(sizeof(exec_key)), EXEC_MAP_COUNTS}};
+}
+
+std::vector<ProgRef> Exec::progs() const {
+  if (!skel_ || !link_) return {};
+  bpf_program* p = variant_ == "tp_btf" ? skel_->progs.exec_tp_btf : skel_->progs.exec_tracepoint;
+  return {ProgRef{"exec", bpf_program__fd(p)}};
+}
+
+int Exec::map_errors_fd() const { return skel_ ? bpf_map__fd(skel_->maps.map_errors) : -1; }
+std::uint32_t Exec::map_errors_entries() const { return EXEC_MAP_NR; }
+
+}  // namespace podsight::programs

@@ -1,0 +1,78 @@
+// Shared lifecycle bookkeeping for program families.
+#include "programs/program.hpp"
+
+#include "log/log.hpp"
+
+namespace podsight::programs {
+
+std::string_view to_string(State s) {
+  switch (s) {
+    case State::kDisabled: return "disabled";
+    case State::kAttached: return "attached";
+    case State::kDegraded: return "degraded";
+    case State::kFailed: return "failed";
+  }
+  return "unknown";
+}
+
+void Family::start(Context& ctx) {
+  if (!enabled()) {
+    std::lock_guard lock(mu_);
+    status_ = Status{State::kDisabled, {}, {}};
+    log::info("program family disabled", {{"program", std::string(name())}});
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    degraded_.clear();
+  }
+  auto variant = do_start(ctx);
+  std::lock_guard lock(mu_);
+  if (!variant) {
+    status_ = Status{State::kFailed, {}, variant.error().message()};
+    log::error("program family failed", {{"program", std::string(name())}, {"error", status_.error}});
+    return;
+  }
+  if (!degraded_.empty()) {
+    status_ = Status{State::kDegraded, *variant, degraded_};
+    log::warn("program family degraded",
+              {{"program", std::string(name())}, {"variant", *variant}, {"error", degraded_}});
+    return;
+  }
+  status_ = Status{State::kAttached, *variant, {}};
+  log::info("program family attached", {{"program", std::string(name())}, {"variant", *variant}});
+}
+
+void Family::stop() {
+  do_stop();
+  std::lock_guard lock(mu_);
+  if (status_.state == State::kAttached || status_.state == State::kDegraded) {
+    status_ = Status{State::kDisabled, status_.variant, "stopped"};
+  }
+}
+
+Status Family::status() const {
+  std::lock_guard lock(mu_);
+  return status_;
+}
+
+void Family::degrade(std::string why) {
+  std::lock_guard lock(mu_);
+  if (!degraded_.empty()) degraded_ += "; ";
+  degraded_ += why;
+}
+
+std::vector<std::string> variant_order(const std::string& forced,
+                                       const std::vector<std::pair<std::string, bool>>& usable) {
+  std::vector<std::string> order;
+  if (forced != "auto") {
+    order.push_back(forced);  // forced even if probes say no: the load error then says why
+    return order;
+  }
+  for (const auto& [v, ok] : usable) {
+    if (ok) order.push_back(v);
+  }
+  return order;
+}
+
+}  // namespace podsight::programs

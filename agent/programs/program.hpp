@@ -1,0 +1,84 @@
+// A program family's lifecycle: open -> configure -> load -> attach, with its state, chosen variant and
+// error kept for /readyz, `--check` and self-metrics. A family that fails reports it and never stops
+// the others; every attachment is a bpf_link owned here and released by stop().
+#pragma once
+
+#include "bpf/probe.hpp"
+#include "config/config.hpp"
+#include "util/result.hpp"
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace podsight::programs {
+
+enum class State { kDisabled, kAttached, kDegraded, kFailed };
+std::string_view to_string(State s);
+
+struct Status {
+  State state = State::kDisabled;
+  std::string variant;  // e.g. "tp_btf", "tracepoint"; empty when nothing loaded
+  std::string error;    // why it failed or is degraded; empty otherwise
+};
+
+// A map the family owns, for podsight_map_entries / _capacity / _update_errors_total.
+struct MapRef {
+  std::string name;
+  int fd = -1;
+  std::uint32_t capacity = 0;
+  std::uint32_t key_size = 0;
+  int error_index = -1;  // slot in the family's map_errors array, -1 if the map never inserts
+};
+
+// A loaded BPF program, for podsight_program_runs_total / _run_seconds_total.
+struct ProgRef {
+  std::string name;
+  int fd = -1;
+};
+
+struct Context {
+  bpf::Features& features;
+  const config::Config& config;
+};
+
+class Family {
+ public:
+  virtual ~Family() = default;
+  [[nodiscard]] virtual std::string_view name() const = 0;
+  [[nodiscard]] virtual bool enabled() const = 0;
+
+  // Opens, configures, loads and attaches. Never throws; the outcome is in status().
+  void start(Context& ctx);
+  // Detaches and unloads everything. Idempotent; safe after a failed start.
+  void stop();
+
+  [[nodiscard]] Status status() const;
+  // Valid between a successful start() and stop().
+  [[nodiscard]] virtual std::vector<MapRef> maps() const = 0;
+  [[nodiscard]] virtual std::vector<ProgRef> progs() const = 0;
+  // fd of the family's per-CPU map_errors array and its length, or -1.
+  [[nodiscard]] virtual int map_errors_fd() const = 0;
+  [[nodiscard]] virtual std::uint32_t map_errors_entries() const = 0;
+
+ protected:
+  // Loads and attaches; returns the variant used, or an error. On error the implementation must have
+  // released whatever it loaded. A partially working family returns its variant and calls degrade().
+  virtual Result<std::string> do_start(Context& ctx) = 0;
+  virtual void do_stop() = 0;
+  void degrade(std::string why);
+
+ private:
+  mutable std::mutex mu_;
+  Status status_;
+  std::string degraded_;
+};
+
+// Picks the variant to try first and the fallbacks, in order. `forced` ("auto" or a variant name)
+// comes from the config; `usable` says which variants the probes allow, best first.
+std::vector<std::string> variant_order(const std::string& forced,
+                                       const std::vector<std::pair<std::string, bool>>& usable);
+
+}  // namespace podsight::programs
