@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what podsight needs to build and test, from Debian packages. Idempotent; quiet when done.
+set -euo pipefail
+
+packages=(
+  # build
+  cmake g++ make pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  prometheus-cpp-dev libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev
+  libgtest-dev libgmock-dev googletest
+  # tests against real outside programs
+  prometheus iproute2 iputils-ping netcat-openbsd procps libcap2-bin util-linux python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,219 @@
+// The agent as a process: endpoints, self-metrics, logs, preflight, config errors, and clean detach on
+// SIGTERM and SIGKILL (checked with bpftool, not trusted).
+#include "integration/support/harness.hpp"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <sstream>
+#include <thread>
+
+namespace podsight::testing {
+namespace {
+
+// Names our BPF objects carry in the kernel (bpftool shows at most 15 characters).
+const std::vector<std::string> kOurPrograms = {"exec_tp_btf", "exec_tracepoin"};
+const std::vector<std::string> kOurMaps = {"exec_counts"};
+
+std::size_t ours_loaded() {
+  std::size_t n = 0;
+  for (const auto& p : loaded_bpf_program_names()) {
+    for (const auto& o : kOurPrograms) n += p.rfind(o.substr(0, std::min<std::size_t>(o.size(), 15)), 0) == 0;
+  }
+  for (const auto& m : loaded_bpf_map_names()) {
+    for (const auto& o : kOurMaps) n += m == o;
+  }
+  return n;
+}
+
+// The kernel frees programs asynchronously (RCU) after the last reference goes.
+bool eventually_none_loaded() {
+  for (int i = 0; i < 100; ++i) {
+    if (ours_loaded() == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+class Agent : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    PODSIGHT_REQUIRE_PRIVILEGES();
+    ensure_kernel_mounts();
+    ASSERT_TRUE(eventually_none_loaded()) << "a previous agent left BPF objects behind";
+  }
+};
+
+TEST_F(Agent, EndpointsAndSelfMetrics) {
+  AgentProcess agent(R"({"bpf_stats": true})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  EXPECT_EQ(agent.get("/healthz").status, 200);
+  auto landing = agent.get("/");
+  EXPECT_EQ(landing.status, 200);
+  EXPECT_NE(landing.body.find("/metrics"), std::string::npos);
+  EXPECT_EQ(agent.get("/nope").status, 404);
+
+  auto ready = agent.get("/readyz");
+  ASSERT_EQ(ready.status, 200) << ready.body;
+  auto doc = nlohmann::json::parse(ready.body);
+  EXPECT_EQ(doc["status"], "ready");
+  ASSERT_TRUE(doc["families"].is_array());
+  auto exec = std::find_if(doc["families"].begin(), doc["families"].end(), [](auto& f) { return f["name"] == "exec"; });
+  ASSERT_NE(exec, doc["families"].end());
+  EXPECT_EQ((*exec)["state"], "attached");
+  EXPECT_EQ((*exec)["variant"], "tp_btf");  // best variant on this kernel
+  EXPECT_EQ((*exec)["error"], "");
+
+  // Generate exec events so the run-time stats move.
+  TestCgroup cg;
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(cg.run({"/bin/true"}), 0);
+  auto text = agent.get("/metrics").body;
+  EXPECT_EQ(promtool_problems(text), "");
+  Scrape s(text);
+  EXPECT_EQ(s.count("podsight_build_info"), 1u);
+  EXPECT_EQ(s.value("podsight_program_attached", {{"program", "exec"}}), 1);
+  EXPECT_EQ(s.value("podsight_program_state", {{"program", "exec"}, {"state", "attached"}}), 1);
+  EXPECT_EQ(s.value("podsight_program_state", {{"program", "exec"}, {"state", "failed"}}), 0);
+  EXPECT_EQ(s.value("podsight_map_capacity", {{"map", "exec_counts"}}), 16384);
+  auto entries = s.value("podsight_map_entries", {{"map", "exec_counts"}});
+  ASSERT_TRUE(entries.has_value());
+  EXPECT_GE(*entries, 1);
+  EXPECT_EQ(s.value("podsight_map_update_errors_total", {{"map", "exec_counts"}}), 0);
+  EXPECT_EQ(s.value("podsight_bpf_stats_enabled"), 1);
+  auto runs = s.value("podsight_program_runs_total", {{"program", "exec"}});
+  ASSERT_TRUE(runs.has_value());
+  EXPECT_GE(*runs, 10);
+  EXPECT_GT(*s.value("podsight_program_run_seconds_total", {{"program", "exec"}}), 0);
+  EXPECT_GT(*s.value("process_resident_memory_bytes"), 1e6);
+  EXPECT_GT(*s.value("process_open_fds"), 3);
+  EXPECT_TRUE(s.value("podsight_scrape_duration_seconds").has_value());
+  EXPECT_GE(s.sum("podsight_http_requests_total", {{"path", "/readyz"}, {"code", "200"}}), 1);
+}
+
+TEST_F(Agent, FullMapCountsFailedInsertsAndKeepsCounting) {
+  AgentProcess agent(R"({"programs": {"exec": {"max_entries": 2}}})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  const std::string dir = make_temp_dir("podsight-full");
+  TestCgroup cg;
+  // Fill the two slots (other processes on the host may take them first; that is the point).
+  std::vector<std::string> bins;
+  for (int i = 0; i < 6; ++i) bins.push_back(make_named_true(dir, "full" + std::to_string(i)));
+  for (const auto& b : bins) ASSERT_EQ(cg.run({b}), 0);
+  auto s = agent.scrape();
+  EXPECT_EQ(s.value("podsight_map_entries", {{"map", "exec_counts"}}), 2);
+  auto errors = s.value("podsight_map_update_errors_total", {{"map", "exec_counts"}});
+  ASSERT_TRUE(errors.has_value());
+  EXPECT_GE(*errors, 4);
+  // A key that made it in keeps counting.
+  std::string kept;
+  double before = 0;
+  for (const auto& ser : s.series()) {
+    if (ser.name == "podsight_process_execs_total" && ser.labels.at("cgroup") == cg.relative()) {
+      kept = ser.labels.at("comm");
+      before = ser.value;
+    }
+  }
+  if (!kept.empty()) {
+    ASSERT_EQ(cg.run({dir + "/" + kept}), 0);
+    EXPECT_EQ(agent.scrape().value("podsight_process_execs_total", {{"cgroup", cg.relative()}, {"comm", kept}}),
+              before + 1);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(Agent, SigtermDetachesEverythingWithinTwoSeconds) {
+  AgentProcess agent;
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ASSERT_GT(ours_loaded(), 0u);
+  std::chrono::milliseconds took{};
+  EXPECT_EQ(agent.stop(SIGTERM, std::chrono::seconds(5), &took), 0);
+  EXPECT_LT(took.count(), 2000);
+  EXPECT_TRUE(eventually_none_loaded());
+  // Logs are JSON lines with timestamp, level and message.
+  std::istringstream lines(agent.logs());
+  std::string line;
+  int parsed = 0;
+  bool saw_attach = false;
+  while (std::getline(lines, line)) {
+    auto doc = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(doc.is_discarded()) << "not JSON: " << line;
+    EXPECT_TRUE(doc.contains("ts") && doc.contains("level") && doc.contains("msg")) << line;
+    saw_attach |= doc["msg"] == "program family attached" && doc.value("program", "") == "exec";
+    ++parsed;
+  }
+  EXPECT_GT(parsed, 2);
+  EXPECT_TRUE(saw_attach);
+}
+
+TEST_F(Agent, SigkillLeavesNothingAttachedAndRestartAttachesAgain) {
+  {
+    AgentProcess agent;
+    ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+    ASSERT_GT(ours_loaded(), 0u);
+    EXPECT_EQ(agent.stop(SIGKILL, std::chrono::seconds(5)), 128 + SIGKILL);
+    EXPECT_TRUE(eventually_none_loaded());
+  }
+  AgentProcess again;
+  ASSERT_TRUE(again.wait_serving()) << again.logs();
+  EXPECT_EQ(again.get("/readyz").status, 200);
+}
+
+TEST_F(Agent, CheckPrintsTableAndPasses) {
+  auto r = run_command({PODSIGHT_AGENT_BINARY, "--check", "--log-level", "error"});
+  EXPECT_EQ(r.exit_code, 0) << r.out;
+  for (const char* row : {"kernel", "btf", "bpffs", "tracefs", "cgroup2", "memlock", "program exec"}) {
+    EXPECT_NE(r.out.find(row), std::string::npos) << row << " missing in\n" << r.out;
+  }
+  EXPECT_NE(r.out.find("attached, variant tp_btf"), std::string::npos) << r.out;
+  EXPECT_TRUE(eventually_none_loaded());
+}
+
+TEST_F(Agent, CheckFailsWhenAFamilyCannotAttach) {
+  const std::string dir = make_temp_dir("podsight-check");
+  // A cgroup root that does not exist fails the cgroup2 row: exit status must say so.
+  write_file(dir + "/c.json", R"({"cgroup_root": "/nonexistent/cgroup2"})");
+  auto r = run_command({PODSIGHT_AGENT_BINARY, "--check", "--config", dir + "/c.json", "--log-level", "error"});
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("cgroup2"), std::string::npos);
+  EXPECT_NE(r.out.find("FAIL"), std::string::npos);
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(Agent, BadConfigExitsTwoNamingTheKey) {
+  const std::string dir = make_temp_dir("podsight-badcfg");
+  write_file(dir + "/c.json", R"({"programs": {"exec": {"max_entries": "many"}}})");
+  auto r = run_command({PODSIGHT_AGENT_BINARY, "--config", dir + "/c.json"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.out.find("programs.exec.max_entries"), std::string::npos) << r.out;
+  auto missing = run_command({PODSIGHT_AGENT_BINARY, "--config", dir + "/absent.json"});
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.out.find("absent.json"), std::string::npos) << missing.out;
+  auto flag = run_command({PODSIGHT_AGENT_BINARY, "--listen", "nowhere"});
+  EXPECT_EQ(flag.exit_code, 2);
+  EXPECT_NE(flag.out.find("--listen"), std::string::npos) << flag.out;
+  std::filesystem::remove_all(dir);
+}
+
+TEST_F(Agent, SighupWithBadConfigKeepsRunning) {
+  AgentProcess agent(R"({"log": {"level": "info"}})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  write_file(agent.config_path(), "{ not json");
+  ASSERT_EQ(::kill(agent.pid(), SIGHUP), 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_TRUE(agent.running());
+  EXPECT_EQ(agent.get("/healthz").status, 200);
+  EXPECT_NE(agent.logs().find("configuration reload rejected"), std::string::npos) << agent.logs();
+}
+
+TEST_F(Agent, TextLogFormat) {
+  AgentProcess agent(R"({"log": {"format": "text", "level": "info"}})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  auto logs = agent.logs();
+  EXPECT_NE(logs.find("program family attached program=exec variant=tp_btf"), std::string::npos) << logs;
+  EXPECT_EQ(logs.find("{\"ts\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace podsight::testing

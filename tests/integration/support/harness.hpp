@@ -1,0 +1,150 @@
+// Integration-test harness: runs the real agent binary, scrapes it over HTTP, parses the exposition,
+// and builds the kernel-side situations (cgroups, processes) whose effect we assert exactly.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace podsight::testing {
+
+// Privileged tests call this first. Without root (or without BPF) they skip locally but FAIL in CI
+// (CI=true): CI must prove the kernel-facing behaviour, not quietly skip it.
+#define PODSIGHT_REQUIRE_PRIVILEGES()                                       \
+  do {                                                                      \
+    std::string why_ = ::podsight::testing::missing_privileges();           \
+    if (!why_.empty()) {                                                    \
+      if (::podsight::testing::in_ci()) FAIL() << "CI=true and " << why_;   \
+      GTEST_SKIP() << why_;                                                 \
+    }                                                                       \
+  } while (0)
+
+bool in_ci();
+// Empty when we can load BPF programs and manage cgroups; otherwise the reason.
+std::string missing_privileges();
+// Mounts bpffs and tracefs if they are missing (tests need them; the agent's --check wants them).
+void ensure_kernel_mounts();
+// The cgroup2 mount point (from /proc/self/mountinfo).
+std::string cgroup2_root();
+
+int free_tcp_port();
+std::string make_temp_dir(const std::string& prefix);
+void write_file(const std::string& path, const std::string& content);
+std::string read_file(const std::string& path);
+
+struct HttpResult {
+  int status = 0;  // 0: no answer
+  std::string body;
+  std::string content_type;
+};
+HttpResult http_get(int port, const std::string& path, const std::string& accept = "",
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+// Result of running a command to completion.
+struct CommandResult {
+  int exit_code = -1;  // -1 if killed by a signal
+  std::string out;     // stdout and stderr together
+};
+CommandResult run_command(const std::vector<std::string>& argv, const std::string& stdin_data = "");
+
+// One scrape, parsed. Series are looked up by name and a subset of labels that must match exactly.
+class Scrape {
+ public:
+  explicit Scrape(std::string text);
+  [[nodiscard]] const std::string& text() const { return text_; }
+  // Value of the single series of `name` whose labels include `labels`; nullopt if none; fails the
+  // test if several match.
+  [[nodiscard]] std::optional<double> value(const std::string& name,
+                                            const std::map<std::string, std::string>& labels = {}) const;
+  // Sum over every series of `name` whose labels include `labels` (0 if none).
+  [[nodiscard]] double sum(const std::string& name, const std::map<std::string, std::string>& labels = {}) const;
+  [[nodiscard]] std::size_t count(const std::string& name) const;
+
+  struct Series {
+    std::string name;
+    std::map<std::string, std::string> labels;
+    double value = 0;
+  };
+  [[nodiscard]] const std::vector<Series>& series() const { return series_; }
+
+ private:
+  std::string text_;
+  std::vector<Series> series_;
+};
+
+// Runs `promtool check metrics` on an exposition; returns promtool's output, empty when it passed.
+// Fails the test (not skip) when promtool is missing in CI.
+std::string promtool_problems(const std::string& exposition);
+
+// The agent binary running as a child process with a generated config.
+class AgentProcess {
+ public:
+  // `config_json` is merged over a base config that listens on 127.0.0.1 on a free port.
+  explicit AgentProcess(const std::string& extra_config_json = "{}", std::vector<std::string> extra_args = {});
+  ~AgentProcess();
+  AgentProcess(const AgentProcess&) = delete;
+  AgentProcess& operator=(const AgentProcess&) = delete;
+
+  // Waits until /readyz answers (any status) or the process exits. False on timeout/exit.
+  bool wait_serving(std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  [[nodiscard]] int port() const { return port_; }
+  [[nodiscard]] pid_t pid() const { return pid_; }
+  Scrape scrape(const std::string& accept = "");
+  HttpResult get(const std::string& path, const std::string& accept = "");
+
+  // Sends `sig` and waits up to `timeout` for exit. Returns the exit status (or 128+signal), -1 on
+  // timeout. `elapsed` gets how long it took.
+  int stop(int sig, std::chrono::milliseconds timeout, std::chrono::milliseconds* elapsed = nullptr);
+  [[nodiscard]] bool running();
+  // Everything the agent wrote to stdout/stderr so far.
+  [[nodiscard]] std::string logs() const;
+  [[nodiscard]] const std::string& config_path() const { return config_path_; }
+
+ private:
+  std::string dir_;
+  std::string config_path_;
+  std::string log_path_;
+  int port_ = 0;
+  pid_t pid_ = -1;
+  int status_ = 0;
+  bool exited_ = false;
+};
+
+// A fresh cgroup v2 directory; removed (after its processes exit) on destruction.
+class TestCgroup {
+ public:
+  explicit TestCgroup(const std::string& name_prefix = "podsight-test");
+  ~TestCgroup();
+  TestCgroup(const TestCgroup&) = delete;
+  TestCgroup& operator=(const TestCgroup&) = delete;
+
+  [[nodiscard]] const std::string& path() const { return abs_; }      // absolute
+  [[nodiscard]] const std::string& relative() const { return rel_; }  // as podsight labels it
+  [[nodiscard]] std::uint64_t id() const;
+
+  // Forks, moves the child into this cgroup, execs argv; waits; returns the exit code.
+  int run(const std::vector<std::string>& argv);
+  // Same without waiting; returns the pid.
+  pid_t spawn(const std::vector<std::string>& argv);
+
+ private:
+  std::string abs_;
+  std::string rel_;
+};
+
+// A copy of /bin/true under a name of our choosing (the comm the kernel will report).
+std::string make_named_true(const std::string& dir, const std::string& name);
+
+// Names of BPF programs / maps currently loaded in the kernel (bpftool -j prog/map show).
+std::vector<std::string> loaded_bpf_program_names();
+std::vector<std::string> loaded_bpf_map_names();
+
+// Random lowercase suffix for unique names.
+std::string random_suffix(std::size_t n = 8);
+
+}  // namespace podsight::testing

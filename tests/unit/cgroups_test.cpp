@@ -1,0 +1,65 @@
+// cgroup id -> path resolution by tree walk, exercised on an ordinary directory tree (directory inode
+// numbers play the role of cgroup ids exactly as on cgroup2).
+#include "metadata/cgroups.hpp"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+namespace podsight::metadata {
+namespace {
+
+class CgroupPathsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/podsight-cgroups-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    root_ = tmpl;
+    std::filesystem::create_directories(root_ + "/system.slice/ssh.service");
+    std::filesystem::create_directories(root_ + "/kubepods.slice/with space\nand newline");
+  }
+  void TearDown() override { std::filesystem::remove_all(root_); }
+  std::string root_;
+};
+
+TEST_F(CgroupPathsTest, ResolvesByWalkAndCaches) {
+  CgroupPaths paths(root_ + "/", std::chrono::milliseconds(0));
+  auto id = CgroupPaths::id_of(root_ + "/system.slice/ssh.service");
+  ASSERT_TRUE(id.ok());
+  EXPECT_EQ(paths.path(*id), "/system.slice/ssh.service");
+  EXPECT_EQ(paths.path(*CgroupPaths::id_of(root_)), "/");
+  EXPECT_EQ(paths.path(*CgroupPaths::id_of(root_ + "/kubepods.slice/with space\nand newline")),
+            "/kubepods.slice/with space\nand newline");
+  auto walks = paths.walks();
+  EXPECT_EQ(paths.path(*id), "/system.slice/ssh.service");
+  EXPECT_EQ(paths.walks(), walks);  // served from the cache
+}
+
+TEST_F(CgroupPathsTest, UnknownIdsAreRateLimitedAndDeletedOnesForgotten) {
+  CgroupPaths paths(root_, std::chrono::hours(1));
+  auto id = *CgroupPaths::id_of(root_ + "/system.slice/ssh.service");
+  EXPECT_TRUE(paths.path(id).has_value());
+  auto walks = paths.walks();
+  EXPECT_FALSE(paths.path(0xdeadbeefcafeULL).has_value());
+  EXPECT_FALSE(paths.path(0xdeadbeefcafeULL).has_value());
+  EXPECT_EQ(paths.walks(), walks);  // no second walk within the interval
+
+  std::filesystem::create_directories(root_ + "/new.slice");
+  auto fresh = *CgroupPaths::id_of(root_ + "/new.slice");
+  EXPECT_FALSE(paths.path(fresh).has_value());  // interval not over yet
+
+  std::filesystem::remove(root_ + "/system.slice/ssh.service");
+  EXPECT_GE(paths.forget_deleted(), 1u);
+  EXPECT_FALSE(paths.path(id).has_value());
+}
+
+TEST(CgroupPaths, MissingRootIsNotFatal) {
+  CgroupPaths paths("/nonexistent/cgroup", std::chrono::milliseconds(0));
+  EXPECT_FALSE(paths.path(1).has_value());
+  EXPECT_FALSE(CgroupPaths::id_of("/nonexistent/cgroup").ok());
+}
+
+}  // namespace
+}  // namespace podsight::metadata

@@ -1,0 +1,150 @@
+// Config parsing: defaults, every key, and a clear message naming the key for every kind of mistake.
+#include "config/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+namespace podsight::config {
+namespace {
+
+std::string error_of(std::string_view json) {
+  auto c = parse(json);
+  EXPECT_FALSE(c.ok()) << json;
+  return c.ok() ? "" : c.error().message();
+}
+
+TEST(Config, EmptyObjectGivesDefaults) {
+  auto c = parse("{}");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->http.listen, "0.0.0.0:" + std::to_string(kDefaultPort));
+  EXPECT_EQ(c->log_format, log::Format::kJson);
+  EXPECT_EQ(c->log_level, "info");
+  EXPECT_FALSE(c->bpf_stats);
+  EXPECT_TRUE(c->programs.exec.enabled);
+  EXPECT_EQ(c->programs.exec.variant, "auto");
+  EXPECT_EQ(c->programs.exec.max_entries, 16384u);
+}
+
+TEST(Config, ReadsEveryKey) {
+  auto c = parse(R"({
+    "http": {"listen": "127.0.0.1:9999", "request_timeout_seconds": 3, "write_timeout_seconds": 4,
+             "idle_timeout_seconds": 5, "max_connections": 6, "worker_threads": 7,
+             "max_request_bytes": 2048, "keep_alive_max_requests": 9},
+    "log": {"format": "text", "level": "debug"},
+    "bpf_stats": true,
+    "cgroup_root": "/sys/fs/cgroup/unified",
+    "programs": {"exec": {"enabled": false, "variant": "tracepoint", "max_entries": 1024}}
+  })");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->http.listen, "127.0.0.1:9999");
+  EXPECT_EQ(c->http.request_timeout_seconds, 3);
+  EXPECT_EQ(c->http.write_timeout_seconds, 4);
+  EXPECT_EQ(c->http.idle_timeout_seconds, 5);
+  EXPECT_EQ(c->http.max_connections, 6u);
+  EXPECT_EQ(c->http.worker_threads, 7u);
+  EXPECT_EQ(c->http.max_request_bytes, 2048u);
+  EXPECT_EQ(c->http.keep_alive_max_requests, 9u);
+  EXPECT_EQ(c->log_format, log::Format::kText);
+  EXPECT_EQ(c->log_level, "debug");
+  EXPECT_TRUE(c->bpf_stats);
+  EXPECT_EQ(c->cgroup_root, "/sys/fs/cgroup/unified");
+  EXPECT_FALSE(c->programs.exec.enabled);
+  EXPECT_EQ(c->programs.exec.variant, "tracepoint");
+  EXPECT_EQ(c->programs.exec.max_entries, 1024u);
+}
+
+TEST(Config, UnknownKeysAreNamed) {
+  EXPECT_NE(error_of(R"({"listen": "x"})").find("listen: unknown key"), std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"exec": {"max_entrys": 5}}})").find("programs.exec.max_entrys: unknown key"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"nosuch": {}}})").find("programs.nosuch: unknown key"), std::string::npos);
+}
+
+TEST(Config, WrongTypesAreNamed) {
+  EXPECT_NE(error_of(R"({"bpf_stats": "yes"})").find("bpf_stats: must be true or false, got a string"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": {"worker_threads": 2.5}})").find("http.worker_threads: must be an integer"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": []})").find("http: must be an object, got an array"), std::string::npos);
+  EXPECT_NE(error_of(R"([1,2])").find("must be an object"), std::string::npos);
+  EXPECT_NE(error_of(R"({"log": {"format": 1}})").find("log.format: must be one of json, text"), std::string::npos);
+}
+
+TEST(Config, OutOfRangeValuesAreNamed) {
+  EXPECT_NE(error_of(R"({"programs": {"exec": {"max_entries": 0}}})")
+                .find("programs.exec.max_entries: must be an integer in [1, 1048576], got 0"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"exec": {"max_entries": -5}}})").find("got -5"), std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"exec": {"max_entries": 18446744073709551615}}})")
+                .find("got 18446744073709551615"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": {"listen": "127.0.0.1:70000"}})").find("http.listen"), std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"exec": {"variant": "kprobe"}}})")
+                .find("programs.exec.variant: must be one of auto, tp_btf, tracepoint, got \"kprobe\""),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"cgroup_root": "relative/path"})").find("cgroup_root: must be an absolute path"),
+            std::string::npos);
+}
+
+TEST(Config, AllProblemsReportedAtOnce) {
+  auto msg = error_of(R"({"bpf_stats": 1, "nope": true, "log": {"level": "loud"}})");
+  EXPECT_NE(msg.find("bpf_stats"), std::string::npos);
+  EXPECT_NE(msg.find("nope: unknown key"), std::string::npos);
+  EXPECT_NE(msg.find("log.level"), std::string::npos);
+}
+
+TEST(Config, MalformedJson) {
+  EXPECT_NE(error_of("{\"http\": ").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of("").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of("{} trailing").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"a": 1, "a": 2})").find("a: unknown key"), std::string::npos);
+}
+
+TEST(Config, UnreadableFileIsNamed) {
+  auto c = load_file("/nonexistent/podsight.json");
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message().find("/nonexistent/podsight.json"), std::string::npos);
+  EXPECT_EQ(c.error().err, ENOENT);
+}
+
+TEST(Config, FlagsOverrideFile) {
+  char path[] = "/tmp/podsight-config-XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  std::ofstream(path) << R"({"http": {"listen": "127.0.0.1:1"}, "log": {"level": "warn"}})";
+  const char* argv[] = {"podsight", "--config", path, "--listen=127.0.0.1:2", "--log-format", "text"};
+  auto cl = parse_args(6, argv);
+  ASSERT_TRUE(cl.ok()) << cl.error().message();
+  auto c = resolve(*cl);
+  std::remove(path);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->http.listen, "127.0.0.1:2");
+  EXPECT_EQ(c->log_level, "warn");
+  EXPECT_EQ(c->log_format, log::Format::kText);
+}
+
+TEST(Config, BadFlags) {
+  const char* unknown[] = {"podsight", "--frobnicate"};
+  EXPECT_FALSE(parse_args(2, unknown).ok());
+  const char* missing[] = {"podsight", "--config"};
+  auto m = parse_args(2, missing);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.error().message().find("--config"), std::string::npos);
+  const char* level[] = {"podsight", "--log-level", "chatty"};
+  auto cl = parse_args(3, level);
+  ASSERT_TRUE(cl.ok());
+  auto r = resolve(*cl);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("--log-level"), std::string::npos);
+  const char* listen[] = {"podsight", "--listen", "nonsense"};
+  auto l = parse_args(3, listen);
+  ASSERT_TRUE(l.ok());
+  EXPECT_FALSE(resolve(*l).ok());
+}
+
+}  // namespace
+}  // namespace podsight::config
