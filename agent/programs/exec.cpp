@@ -21,30 +21,17 @@ Result<std::string> Exec::do_start(Context& ctx) {
                                                {"tp_btf", ctx.features.has_tp_btf("sched_process_exec")},
                                                {"tracepoint", ctx.features.has_tracepoint("sched", "sched_process_exec")},
                                            });
-  if (order.empty()) {
-    return Error{"no usable variant: neither BTF for tp_btf/sched_process_exec nor tracefs event "
-                 "sched/sched_process_exec found",
-                 "exec", ENOENT};
-  }
-  Error last{};
-  for (const auto& v : order) {
-    auto r = try_variant(v);
-    if (r) return r;
-    last = r.error();
-    log::warn("exec variant unavailable, trying next",
-              {{"program", "exec"}, {"variant", v}, {"error", last.message()}});
-  }
-  return last;
+  return first_working_variant(name(), order, [this](const std::string& v) { return try_variant(v); });
 }
 
-Result<std::string> Exec::try_variant(const std::string& variant) {
+Status Exec::try_variant(const std::string& variant) {
   do_stop();
+  if (variant != "tp_btf" && variant != "tracepoint") return Error{"unknown variant " + variant, "exec", EINVAL};
   exec_bpf* raw = exec_bpf::open();
   if (raw == nullptr) return errno_error("open BPF object", "exec");
   skel_ = bpf::Skeleton<exec_bpf>(raw);
 
   const bool btf = variant == "tp_btf";
-  if (variant != "tp_btf" && variant != "tracepoint") return Error{"unknown variant " + variant, "exec", EINVAL};
   bpf_program__set_autoload(skel_->progs.exec_tp_btf, btf);
   bpf_program__set_autoload(skel_->progs.exec_tracepoint, !btf);
   if (int err = bpf_map__set_max_entries(skel_->maps.exec_counts, cfg_.max_entries); err != 0) {
@@ -65,7 +52,7 @@ Result<std::string> Exec::try_variant(const std::string& variant) {
   }
   link_.reset(link);
   variant_ = variant;
-  return variant;
+  return {};
 }
 
 Exec::Exec(const config::ExecConfig& cfg) : cfg_(cfg) {}

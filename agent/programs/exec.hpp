@@ -30,7 +30,7 @@ class Exec final : public Family {
   void do_stop() override;
 
  private:
-  Result<std::string> try_variant(const std::string& variant);
+  Status try_variant(const std::string& variant);
 
   config::ExecConfig cfg_;
   bpf::Skeleton<exec_bpf> skel_;

@@ -3,6 +3,8 @@
 
 #include "log/log.hpp"
 
+#include <cerrno>
+
 namespace podsight::programs {
 
 std::string_view to_string(State s) {
@@ -18,7 +20,7 @@ std::string_view to_string(State s) {
 void Family::start(Context& ctx) {
   if (!enabled()) {
     std::lock_guard lock(mu_);
-    status_ = Status{State::kDisabled, {}, {}};
+    status_ = FamilyStatus{State::kDisabled, {}, {}};
     log::info("program family disabled", {{"program", std::string(name())}});
     return;
   }
@@ -29,17 +31,17 @@ void Family::start(Context& ctx) {
   auto variant = do_start(ctx);
   std::lock_guard lock(mu_);
   if (!variant) {
-    status_ = Status{State::kFailed, {}, variant.error().message()};
+    status_ = FamilyStatus{State::kFailed, {}, variant.error().message()};
     log::error("program family failed", {{"program", std::string(name())}, {"error", status_.error}});
     return;
   }
   if (!degraded_.empty()) {
-    status_ = Status{State::kDegraded, *variant, degraded_};
+    status_ = FamilyStatus{State::kDegraded, *variant, degraded_};
     log::warn("program family degraded",
               {{"program", std::string(name())}, {"variant", *variant}, {"error", degraded_}});
     return;
   }
-  status_ = Status{State::kAttached, *variant, {}};
+  status_ = FamilyStatus{State::kAttached, *variant, {}};
   log::info("program family attached", {{"program", std::string(name())}, {"variant", *variant}});
 }
 
@@ -47,11 +49,11 @@ void Family::stop() {
   do_stop();
   std::lock_guard lock(mu_);
   if (status_.state == State::kAttached || status_.state == State::kDegraded) {
-    status_ = Status{State::kDisabled, status_.variant, "stopped"};
+    status_ = FamilyStatus{State::kDisabled, status_.variant, "stopped"};
   }
 }
 
-Status Family::status() const {
+FamilyStatus Family::status() const {
   std::lock_guard lock(mu_);
   return status_;
 }
@@ -73,6 +75,22 @@ std::vector<std::string> variant_order(const std::string& forced,
     if (ok) order.push_back(v);
   }
   return order;
+}
+
+Result<std::string> first_working_variant(std::string_view family, const std::vector<std::string>& order,
+                                          const std::function<Status(const std::string&)>& attempt) {
+  if (order.empty()) {
+    return Error{"no usable variant: the kernel offers none of the attach points this family needs",
+                 std::string(family), ENOENT};
+  }
+  Error last{};
+  for (const auto& v : order) {
+    auto st = attempt(v);
+    if (st) return v;
+    last = st.error();
+    log::warn("variant unavailable", {{"program", std::string(family)}, {"variant", v}, {"error", last.message()}});
+  }
+  return last;
 }
 
 }  // namespace podsight::programs

@@ -8,6 +8,7 @@
 #include "util/result.hpp"
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -18,7 +19,7 @@ namespace podsight::programs {
 enum class State { kDisabled, kAttached, kDegraded, kFailed };
 std::string_view to_string(State s);
 
-struct Status {
+struct FamilyStatus {
   State state = State::kDisabled;
   std::string variant;  // e.g. "tp_btf", "tracepoint"; empty when nothing loaded
   std::string error;    // why it failed or is degraded; empty otherwise
@@ -55,7 +56,7 @@ class Family {
   // Detaches and unloads everything. Idempotent; safe after a failed start.
   void stop();
 
-  [[nodiscard]] Status status() const;
+  [[nodiscard]] FamilyStatus status() const;
   // Valid between a successful start() and stop().
   [[nodiscard]] virtual std::vector<MapRef> maps() const = 0;
   [[nodiscard]] virtual std::vector<ProgRef> progs() const = 0;
@@ -72,7 +73,7 @@ class Family {
 
  private:
   mutable std::mutex mu_;
-  Status status_;
+  FamilyStatus status_;
   std::string degraded_;
 };
 
@@ -80,5 +81,11 @@ class Family {
 // comes from the config; `usable` says which variants the probes allow, best first.
 std::vector<std::string> variant_order(const std::string& forced,
                                        const std::vector<std::pair<std::string, bool>>& usable);
+
+// Tries `attempt(variant)` for each variant of `order` until one works, logging each failure; returns
+// the variant that worked, or the last error (a "no usable variant" error when `order` is empty).
+// `attempt` must leave nothing loaded when it fails.
+Result<std::string> first_working_variant(std::string_view family, const std::vector<std::string>& order,
+                                          const std::function<Status(const std::string&)>& attempt);
 
 }  // namespace podsight::programs

@@ -436,6 +436,88 @@ std::vector<std::string> bpftool_names(const char* what) {
 }  // namespace
 
 std::vector<std::string> loaded_bpf_program_names() { return bpftool_names("prog"); }
+
+std::string BpfObjects::describe() const {
+  std::string s;
+  auto list = [&s](const char* what, const std::set<std::uint32_t>& ids) {
+    s += what;
+    s += ":";
+    for (auto id : ids) s += " " + std::to_string(id);
+    s += "; ";
+  };
+  list("progs", progs);
+  list("maps", maps);
+  list("links", links);
+  return s;
+}
+
+BpfObjects bpf_objects_held_by(pid_t pid) {
+  BpfObjects held;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/fdinfo";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    std::istringstream in(read_file(e.path()));
+    std::string key;
+    std::uint32_t prog = 0, map = 0, link = 0;
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream kv(line);
+      kv >> key;
+      if (key == "prog_id:") kv >> prog;
+      if (key == "map_id:") kv >> map;
+      if (key == "link_id:") kv >> link;
+    }
+    // A link's fdinfo names its program too; the program is then held through the link.
+    if (link != 0) {
+      held.links.insert(link);
+      if (prog != 0) held.progs.insert(prog);
+    } else if (prog != 0) {
+      held.progs.insert(prog);
+    } else if (map != 0) {
+      held.maps.insert(map);
+    }
+  }
+  return held;
+}
+
+namespace {
+std::set<std::uint32_t> bpftool_ids(const char* what) {
+  auto r = run_command({"bpftool", "-j", what, "show"});
+  std::set<std::uint32_t> ids;
+  auto doc = nlohmann::json::parse(r.out, nullptr, false);
+  if (r.exit_code != 0 || !doc.is_array()) {
+    ADD_FAILURE() << "bpftool " << what << " show failed: " << r.out;
+    return ids;
+  }
+  for (const auto& e : doc) {
+    if (e.contains("id")) ids.insert(e["id"].get<std::uint32_t>());
+  }
+  return ids;
+}
+}  // namespace
+
+BpfObjects bpf_objects_alive(const BpfObjects& ids) {
+  BpfObjects alive;
+  auto keep = [](const std::set<std::uint32_t>& want, const std::set<std::uint32_t>& have,
+                 std::set<std::uint32_t>& out) {
+    for (auto id : want) {
+      if (have.count(id) != 0) out.insert(id);
+    }
+  };
+  if (!ids.progs.empty()) keep(ids.progs, bpftool_ids("prog"), alive.progs);
+  if (!ids.maps.empty()) keep(ids.maps, bpftool_ids("map"), alive.maps);
+  if (!ids.links.empty()) keep(ids.links, bpftool_ids("link"), alive.links);
+  return alive;
+}
+
+bool eventually_released(const BpfObjects& ids, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (bpf_objects_alive(ids).empty()) return true;
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
 std::vector<std::string> loaded_bpf_map_names() { return bpftool_names("map"); }
 
 }  // namespace podsight::testing

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -143,6 +144,21 @@ std::string make_named_true(const std::string& dir, const std::string& name);
 // Names of BPF programs / maps currently loaded in the kernel (bpftool -j prog/map show).
 std::vector<std::string> loaded_bpf_program_names();
 std::vector<std::string> loaded_bpf_map_names();
+
+// BPF objects by kernel id. `held_by` reads /proc/PID/fdinfo: the programs, maps and links a process
+// holds open. `alive` keeps those of `ids` that the kernel still has (bpftool). Together they prove
+// that a process's programs are gone after it exits, whatever else runs on the machine.
+struct BpfObjects {
+  std::set<std::uint32_t> progs;
+  std::set<std::uint32_t> maps;
+  std::set<std::uint32_t> links;
+  [[nodiscard]] bool empty() const { return progs.empty() && maps.empty() && links.empty(); }
+  [[nodiscard]] std::string describe() const;
+};
+BpfObjects bpf_objects_held_by(pid_t pid);
+BpfObjects bpf_objects_alive(const BpfObjects& ids);
+// Polls until none of `ids` is alive (the kernel frees programs after an RCU grace period).
+bool eventually_released(const BpfObjects& ids, std::chrono::milliseconds timeout = std::chrono::seconds(3));
 
 // Random lowercase suffix for unique names.
 std::string random_suffix(std::size_t n = 8);
