@@ -37,18 +37,11 @@ void read_programs(ObjectReader r, ProgramsConfig& p) {
   r.reject_unknown();
 }
 
-}  // namespace
-
-Result<Config> parse(std::string_view json_text) {
-  nlohmann::json doc;
-  try {
-    doc = nlohmann::json::parse(json_text, nullptr, true, /*ignore_comments=*/false);
-  } catch (const nlohmann::json::parse_error& e) {
-    return Error{std::string("invalid configuration: malformed JSON: ") + e.what(), {}, 0};
-  }
+// Reads every key of `doc` into a Config; `known` (optional) collects the key paths asked for.
+Result<Config> read_document(const nlohmann::json& doc, std::vector<std::string>* known) {
   Config c;
   std::vector<std::string> problems;
-  ObjectReader root(&doc, "", problems);
+  ObjectReader root(&doc, "", problems, known);
   if (!problems.empty()) return config_error(problems);
 
   read_http(root.object("http"), c.http);
@@ -68,6 +61,24 @@ Result<Config> parse(std::string_view json_text) {
 
   if (!problems.empty()) return config_error(problems);
   return c;
+}
+
+}  // namespace
+
+Result<Config> parse(std::string_view json_text) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(json_text, nullptr, true, /*ignore_comments=*/false);
+  } catch (const nlohmann::json::parse_error& e) {
+    return Error{std::string("invalid configuration: malformed JSON: ") + e.what(), {}, 0};
+  }
+  return read_document(doc, nullptr);
+}
+
+std::vector<std::string> known_keys() {
+  std::vector<std::string> keys;
+  (void)read_document(nlohmann::json::object(), &keys);
+  return keys;
 }
 
 Result<Config> load_file(const std::string& path) {

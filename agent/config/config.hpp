@@ -38,6 +38,9 @@ struct Config {
 // "programs.exec.max_entries: must be an integer in [1, 1048576], got 0".
 Result<Config> parse(std::string_view json_text);
 Result<Config> load_file(const std::string& path);
+// Every key path the parser accepts ("http.listen", "programs.exec", ...), objects included; the
+// unit tests check docs/configuration.md against it.
+std::vector<std::string> known_keys();
 
 // Command line. `--help`/`--version` set the matching flag; errors name the flag.
 struct CommandLine {

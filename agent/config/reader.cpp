@@ -19,8 +19,9 @@ std::string describe(const nlohmann::json& value) {
   }
 }
 
-ObjectReader::ObjectReader(const nlohmann::json* object, std::string path, std::vector<std::string>& errors)
-    : object_(object), path_(std::move(path)), errors_(&errors) {
+ObjectReader::ObjectReader(const nlohmann::json* object, std::string path, std::vector<std::string>& errors,
+                           std::vector<std::string>* known)
+    : object_(object), path_(std::move(path)), errors_(&errors), known_(known) {
   if (object_ != nullptr && !object_->is_object()) {
     errors_->push_back((path_.empty() ? std::string("config") : path_) + ": must be an object, got " +
                        describe(*object_));
@@ -38,6 +39,7 @@ void ObjectReader::fail(std::string_view key, const std::string& problem) {
 
 const nlohmann::json* ObjectReader::find(std::string_view key) {
   seen_.emplace(key);
+  if (known_ != nullptr) known_->push_back(key_path(key));
   if (object_ == nullptr) return nullptr;
   auto it = object_->find(std::string(key));
   return it == object_->end() ? nullptr : &*it;
@@ -107,7 +109,7 @@ void ObjectReader::string_list(std::string_view key, std::vector<std::string>& o
 }
 
 ObjectReader ObjectReader::object(std::string_view key) {
-  return ObjectReader(find(key), key_path(key), *errors_);
+  return ObjectReader(find(key), key_path(key), *errors_, known_);
 }
 
 void ObjectReader::reject_unknown() {

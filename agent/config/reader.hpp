@@ -16,8 +16,11 @@ namespace podsight::config {
 
 class ObjectReader {
  public:
-  // `path` is the dotted key path of this object ("" for the root). Problems go to `errors`.
-  ObjectReader(const nlohmann::json* object, std::string path, std::vector<std::string>& errors);
+  // `path` is the dotted key path of this object ("" for the root). Problems go to `errors`. When
+  // `known` is given, every key path asked for is appended to it (that is how the set of accepted keys
+  // is listed for the documentation check).
+  ObjectReader(const nlohmann::json* object, std::string path, std::vector<std::string>& errors,
+               std::vector<std::string>* known = nullptr);
 
   void boolean(std::string_view key, bool& out);
   void string(std::string_view key, std::string& out);
@@ -44,6 +47,7 @@ class ObjectReader {
   const nlohmann::json* object_;
   std::string path_;
   std::vector<std::string>* errors_;
+  std::vector<std::string>* known_;
   std::set<std::string, std::less<>> seen_;
 };
 

@@ -77,6 +77,7 @@ TEST_F(Agent, EndpointsAndSelfMetrics) {
   EXPECT_GT(*s.value("process_open_fds"), 3);
   EXPECT_TRUE(s.value("podsight_scrape_duration_seconds").has_value());
   EXPECT_GE(s.sum("podsight_http_requests_total", {{"path", "/readyz"}, {"code", "200"}}), 1);
+  EXPECT_EQ(undocumented_metrics(text), std::vector<std::string>{});
 }
 
 TEST_F(Agent, FullMapCountsFailedInsertsAndKeepsCounting) {

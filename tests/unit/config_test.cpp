@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <string>
 
 namespace podsight::config {
@@ -144,6 +145,34 @@ TEST(Config, BadFlags) {
   auto l = parse_args(3, listen);
   ASSERT_TRUE(l.ok());
   EXPECT_FALSE(resolve(*l).ok());
+}
+
+// docs/configuration.md documents exactly the keys the parser accepts: a key added in code without a
+// line in the docs (or documented but gone) fails here.
+TEST(Config, DocumentationListsExactlyTheAcceptedKeys) {
+  std::ifstream in(std::string(PODSIGHT_SOURCE_DIR) + "/docs/configuration.md");
+  ASSERT_TRUE(in) << "docs/configuration.md missing";
+  std::set<std::string> documented;
+  std::string line;
+  while (std::getline(in, line)) {
+    // table rows whose first cell is a `key`
+    if (line.rfind("| `", 0) != 0) continue;
+    auto end = line.find('`', 3);
+    if (end == std::string::npos) continue;
+    std::string key = line.substr(3, end - 3);
+    if (key.find(' ') == std::string::npos && key.find("--") != 0) documented.insert(key);
+  }
+  std::set<std::string> known;
+  for (const auto& k : known_keys()) known.insert(k);
+  // Objects are documented as rows of their own only where the docs choose to; leaves must all be there.
+  for (const auto& k : known) {
+    bool is_object = false;
+    for (const auto& other : known) is_object |= other.rfind(k + ".", 0) == 0;
+    if (!is_object) EXPECT_TRUE(documented.count(k)) << "key " << k << " is accepted but not in docs/configuration.md";
+  }
+  for (const auto& k : documented) {
+    EXPECT_TRUE(known.count(k)) << "docs/configuration.md documents " << k << ", which the parser rejects";
+  }
 }
 
 }  // namespace

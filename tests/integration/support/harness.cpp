@@ -279,6 +279,20 @@ std::string promtool_problems(const std::string& exposition) {
   return r.out.empty() ? "promtool exit " + std::to_string(r.exit_code) : r.out;
 }
 
+std::vector<std::string> undocumented_metrics(const std::string& exposition) {
+  const std::string doc = read_file(std::string(PODSIGHT_SOURCE_DIR) + "/docs/metrics.md");
+  EXPECT_FALSE(doc.empty()) << "docs/metrics.md missing";
+  std::vector<std::string> missing;
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("# TYPE ", 0) != 0) continue;
+    std::string name = line.substr(7, line.find(' ', 7) - 7);
+    if (doc.find("| `" + name + "` |") == std::string::npos) missing.push_back(name);
+  }
+  return missing;
+}
+
 // --- the agent process ----------------------------------------------------------------------------
 
 AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std::string> extra_args) {

@@ -82,6 +82,10 @@ class Scrape {
 // Fails the test (not skip) when promtool is missing in CI.
 std::string promtool_problems(const std::string& exposition);
 
+// Names of the metric families in `exposition` (from its # TYPE lines) that docs/metrics.md does not
+// list in a table row; empty when every family is documented.
+std::vector<std::string> undocumented_metrics(const std::string& exposition);
+
 // The agent binary running as a child process with a generated config.
 class AgentProcess {
  public:
