@@ -24,7 +24,7 @@ bool Exec::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& ou
   }
   metrics::FamilyBuilder execs("podsight_process_execs_total",
                                "Successful execve() calls, by workload and new program name (comm).",
-                               prometheus::MetricType::Counter, {"namespace", "pod", "container", "cgroup", "comm"});
+                               prometheus::MetricType::Counter, metadata::workload_label_names({"comm"}));
   // One resolution per cgroup per scrape, however many comms it ran.
   std::unordered_map<std::uint64_t, metadata::Workload> seen;
   auto walked = bpf::for_each_percpu_sum<exec_key, std::uint64_t>(

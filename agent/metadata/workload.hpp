@@ -5,7 +5,9 @@
 #include "metadata/cgroups.hpp"
 
 #include <cstdint>
+#include <initializer_list>
 #include <string>
+#include <vector>
 
 namespace podsight::metadata {
 
@@ -15,6 +17,17 @@ struct Workload {
   std::string container;
   std::string cgroup;  // path relative to the cgroup2 root; empty for identified pods
 };
+
+// The label names every workload metric starts with, in this order; a collector appends its own
+// (e.g. "comm", "direction") after them.
+inline const std::vector<std::string> kWorkloadLabels = {"namespace", "pod", "container", "cgroup"};
+
+// kWorkloadLabels + `extra`, for a FamilyBuilder's label names.
+inline std::vector<std::string> workload_label_names(std::initializer_list<std::string> extra = {}) {
+  std::vector<std::string> names = kWorkloadLabels;
+  names.insert(names.end(), extra);
+  return names;
+}
 
 // Label value used when a cgroup id cannot be resolved (deleted before we saw it).
 inline constexpr const char* kUnknownCgroup = "(unknown)";

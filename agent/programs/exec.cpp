@@ -10,6 +10,7 @@
 // clang-format on
 
 #include <cerrno>
+#include <cstddef>
 
 namespace podsight::programs {
 namespace {
@@ -69,7 +70,8 @@ int Exec::counts_fd() const { return skel_ ? bpf_map__fd(skel_->maps.exec_counts
 std::vector<MapRef> Exec::maps() const {
   if (!skel_) return {};
   return {MapRef{"exec_counts", bpf_map__fd(skel_->maps.exec_counts), bpf_map__max_entries(skel_->maps.exec_counts),
-                 static_cast<std::uint32_t>(sizeof(exec_key)), EXEC_MAP_COUNTS}};
+                 static_cast<std::uint32_t>(sizeof(exec_key)), EXEC_MAP_COUNTS,
+                 static_cast<int>(offsetof(exec_key, cgroup_id))}};
 }
 
 std::vector<ProgRef> Exec::progs() const {

@@ -32,6 +32,9 @@ struct MapRef {
   std::uint32_t capacity = 0;
   std::uint32_t key_size = 0;
   int error_index = -1;  // slot in the family's map_errors array, -1 if the map never inserts
+  // Byte offset of the u64 cgroup id inside the key, for maps keyed by cgroup: entries of cgroups that
+  // no longer exist can then be deleted after a grace period. -1 when the key holds no cgroup id.
+  int cgroup_id_offset = -1;
 };
 
 // A loaded BPF program, for podsight_program_runs_total / _run_seconds_total.
