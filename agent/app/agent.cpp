@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iomanip>
@@ -214,10 +215,14 @@ int Agent::check(std::ostream& out) {
   }
   stop();
   bool all = true;
-  out << std::left << std::setw(18) << "CHECK" << std::setw(7) << "RESULT" << "DETAIL\n";
+  // The first column fits the longest check name ("program cgroup_skb" and longer) plus a space.
+  std::size_t width = 18;
+  for (const auto& r : rows) width = std::max(width, r.check.size() + 1);
+  const int w = static_cast<int>(width);
+  out << std::left << std::setw(w) << "CHECK" << std::setw(7) << "RESULT" << "DETAIL\n";
   for (const auto& r : rows) {
     all &= r.ok;
-    out << std::left << std::setw(18) << r.check << std::setw(7) << (r.ok ? "ok" : "FAIL") << r.detail << "\n";
+    out << std::left << std::setw(w) << r.check << std::setw(7) << (r.ok ? "ok" : "FAIL") << r.detail << "\n";
   }
   return all ? 0 : 1;
 }

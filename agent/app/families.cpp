@@ -1,7 +1,9 @@
 // Wiring of program families to their collectors.
 #include "app/families.hpp"
 
+#include "collectors/cgroup_skb.hpp"
 #include "collectors/exec.hpp"
+#include "programs/cgroup_skb.hpp"
 #include "programs/exec.hpp"
 
 namespace podsight::app {
@@ -11,6 +13,12 @@ std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::Work
   {
     auto p = std::make_unique<programs::Exec>(cfg.programs.exec);
     auto c = std::make_unique<collectors::Exec>(*p, workloads);
+    parts.push_back({std::move(p), std::move(c)});
+  }
+  {
+    // Attached at the same cgroup2 root the workload labels are resolved under.
+    auto p = std::make_unique<programs::CgroupSkb>(cfg.programs.cgroup_skb, workloads.cgroups().root());
+    auto c = std::make_unique<collectors::CgroupSkb>(*p, workloads);
     parts.push_back({std::move(p), std::move(c)});
   }
   return parts;

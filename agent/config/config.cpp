@@ -34,6 +34,11 @@ void read_programs(ObjectReader r, ProgramsConfig& p) {
   exec.choice("variant", {"auto", "tp_btf", "tracepoint"}, p.exec.variant);
   exec.integer("max_entries", 1, 1 << 20, p.exec.max_entries);
   exec.reject_unknown();
+  auto cgroup_skb = r.object("cgroup_skb");
+  cgroup_skb.boolean("enabled", p.cgroup_skb.enabled);
+  cgroup_skb.choice("variant", {"auto", "link"}, p.cgroup_skb.variant);
+  cgroup_skb.integer("max_entries", 1, 1 << 20, p.cgroup_skb.max_entries);
+  cgroup_skb.reject_unknown();
   r.reject_unknown();
 }
 

@@ -21,8 +21,15 @@ struct ExecConfig {
   std::uint32_t max_entries = 16384;
 };
 
+struct CgroupSkbConfig {
+  bool enabled = true;
+  std::string variant = "auto";  // auto | link
+  std::uint32_t max_entries = 16384;
+};
+
 struct ProgramsConfig {
   ExecConfig exec;
+  CgroupSkbConfig cgroup_skb;
 };
 
 struct Config {

@@ -15,7 +15,8 @@ namespace {
 
 // Names our BPF programs carry in the kernel (bpftool shows at most 15 characters). Only for the
 // --check process, which exits before we could read what it held; everything else is tracked by id.
-const std::vector<std::string> kOurPrograms = {"exec_tp_btf", "exec_tracepoin"};
+const std::vector<std::string> kOurPrograms = {"exec_tp_btf", "exec_tracepoin", "cgroup_skb_ingress",
+                                               "cgroup_skb_egress"};
 
 std::size_t ours_loaded_by_name() {
   std::size_t n = 0;

@@ -57,6 +57,26 @@ TEST(Config, ReadsEveryKey) {
   EXPECT_EQ(c->programs.exec.max_entries, 1024u);
 }
 
+TEST(Config, CgroupSkbKeys) {
+  auto d = parse("{}");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_TRUE(d->programs.cgroup_skb.enabled);
+  EXPECT_EQ(d->programs.cgroup_skb.variant, "auto");
+  EXPECT_EQ(d->programs.cgroup_skb.max_entries, 16384u);
+  auto c = parse(R"({"programs": {"cgroup_skb": {"enabled": false, "variant": "link", "max_entries": 64}}})");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_FALSE(c->programs.cgroup_skb.enabled);
+  EXPECT_EQ(c->programs.cgroup_skb.variant, "link");
+  EXPECT_EQ(c->programs.cgroup_skb.max_entries, 64u);
+  const std::pair<const char*, const char*> bad[] = {
+      {R"({"programs": {"cgroup_skb": {"variant": "legacy"}}})", "programs.cgroup_skb.variant"},
+      {R"({"programs": {"cgroup_skb": {"max_entries": 0}}})", "programs.cgroup_skb.max_entries"},
+      {R"({"programs": {"cgroup_skb": {"max_entries": 1048577}}})", "programs.cgroup_skb.max_entries"},
+      {R"({"programs": {"cgroup_skb": {"enabled": "yes"}}})", "programs.cgroup_skb.enabled"},
+  };
+  for (const auto& [json, key] : bad) EXPECT_NE(error_of(json).find(key), std::string::npos) << json;
+}
+
 TEST(Config, UnknownKeysAreNamed) {
   EXPECT_NE(error_of(R"({"listen": "x"})").find("listen: unknown key"), std::string::npos);
   EXPECT_NE(error_of(R"({"programs": {"exec": {"max_entrys": 5}}})").find("programs.exec.max_entrys: unknown key"),
