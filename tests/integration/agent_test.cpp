@@ -13,9 +13,9 @@
 namespace podsight::testing {
 namespace {
 
-// Names our BPF programs carry in the kernel (bpftool shows at most 15 characters). Only for the
+// Names our BPF programs carry in the kernel (bpftool prints the full name from BTF). Only for the
 // --check process, which exits before we could read what it held; everything else is tracked by id.
-const std::vector<std::string> kOurPrograms = {"exec_tp_btf", "exec_tracepoin", "cgroup_skb_ingress",
+const std::vector<std::string> kOurPrograms = {"exec_tp_btf", "exec_tracepoint", "cgroup_skb_ingress",
                                                "cgroup_skb_egress"};
 
 std::size_t ours_loaded_by_name() {
