@@ -21,6 +21,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <set>
@@ -326,6 +327,36 @@ TEST_F(XdpTest, FollowsInterfacesThatAppearAreRenamedAndGo) {
   const std::string logs = agent.logs();
   EXPECT_NE(logs.find("xdp released"), std::string::npos) << logs;
   EXPECT_NE(logs.find("program family recovered"), std::string::npos) << logs;
+}
+
+// A listed interface that does not exist degrades xdp alone: /readyz says why, exec keeps counting.
+TEST_F(XdpTest, MissingInterfaceDegradesOnlyThisFamily) {
+  const std::string missing = "psxz" + random_suffix(8);
+  nlohmann::json c = nlohmann::json::parse(xdp_config("auto", {missing}));
+  c["programs"]["exec"]["enabled"] = true;
+  AgentProcess agent(c.dump());
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  auto ready = agent.get("/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  auto doc = nlohmann::json::parse(ready.body);
+  EXPECT_EQ(doc["status"], "degraded");
+  for (const auto& f : doc["families"]) {
+    if (f["name"] == "exec") EXPECT_EQ(f["state"], "attached") << ready.body;
+    if (f["name"] == "xdp") {
+      EXPECT_EQ(f["state"], "degraded") << ready.body;
+      EXPECT_EQ(f["error"], "interface " + missing + " (programs.xdp.interfaces) does not exist");
+    }
+  }
+  const std::string dir = make_temp_dir("podsight-xdp");
+  const std::string comm = "psx" + random_suffix(9);
+  const std::string binary = make_named_true(dir, comm);
+  TestCgroup cg;
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(cg.run({binary}), 0);
+  auto s = agent.scrape();
+  EXPECT_EQ(s.value("podsight_process_execs_total", {{"cgroup", cg.relative()}, {"comm", comm}}), 3);
+  EXPECT_EQ(s.value("podsight_program_state", {{"program", "xdp"}, {"state", "degraded"}}), 1);
+  EXPECT_EQ(s.count("podsight_xdp_attached"), 0u);
+  std::filesystem::remove_all(dir);
 }
 
 // Another tool's XDP program is kept (same id before, during and after the agent), reported in the log,
