@@ -126,27 +126,17 @@ static __always_inline void classify(void *data, void *data_end, struct xdp_key 
 	}
 }
 
-/* Adds one frame of `bytes` to the key's per-CPU slot, inserting it if absent; a failed insert (map
- * full) is counted in map_errors. Atomic adds, as in podsight_count: generic XDP can run from process
- * context with only bottom halves held off, and a preemptible kernel may interleave two runs. */
+/* Adds one frame of `bytes` to the key's per-CPU slot; a failed insert (map full) is counted in
+ * map_errors. Atomic adds, as in podsight_count: generic XDP can run from process context with only
+ * bottom halves held off, and a preemptible kernel may interleave two runs on one CPU. */
 static __always_inline void count_frame(const struct xdp_key *key, __u64 bytes)
 {
-	struct xdp_value init = { .packets = 1, .bytes = bytes };
-	struct xdp_value *v = bpf_map_lookup_elem(&xdp_counts, key);
-	long err;
+	struct xdp_value zero = {};
+	struct xdp_value *v;
 
-	if (!v) {
-		err = bpf_map_update_elem(&xdp_counts, key, &init, BPF_NOEXIST);
-		if (!err)
-			return;
-		/* another CPU inserted the key between our lookup and update */
-		if (err == -EEXIST)
-			v = bpf_map_lookup_elem(&xdp_counts, key);
-		if (!v) {
-			podsight_map_error(&map_errors, XDP_MAP_COUNTS);
-			return;
-		}
-	}
+	v = podsight_lookup_or_insert(&xdp_counts, key, &zero, &map_errors, XDP_MAP_COUNTS);
+	if (!v)
+		return;
 	__sync_fetch_and_add(&v->packets, 1);
 	__sync_fetch_and_add(&v->bytes, bytes);
 }
