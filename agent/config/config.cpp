@@ -33,7 +33,7 @@ void read_http(ObjectReader r, http::Options& h) {
 void read_xdp(ObjectReader r, XdpConfig& x) {
   constexpr std::size_t kMaxListed = 256;
   r.boolean("enabled", x.enabled);
-  r.choice("variant", {"auto", "bpf_link"}, x.variant);
+  r.choice("variant", {"auto", "link"}, x.variant);
   r.choice("mode", {"auto", "native", "generic"}, x.mode);
   r.integer("max_interfaces", 1, 4096, x.max_interfaces);
   auto check = [&](std::string_view key, std::vector<std::string>& list, auto&& why_invalid) {

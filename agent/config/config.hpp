@@ -24,7 +24,7 @@ struct ExecConfig {
 // programs.xdp: per-interface packet counters (docs/configuration.md explains the defaults).
 struct XdpConfig {
   bool enabled = false;          // opt-in: attaching XDP to a node's uplinks touches its datapath
-  std::string variant = "auto";  // auto | bpf_link
+  std::string variant = "auto";  // auto | link
   std::string mode = "auto";     // auto (native, else generic, per interface) | native | generic
   std::vector<std::string> interfaces;  // attached whatever the patterns say; a missing one degrades
   std::vector<std::string> include = default_xdp_include();  // [] when `interfaces` is set

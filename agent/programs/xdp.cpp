@@ -77,7 +77,7 @@ Result<std::string> Xdp::do_start(Context& ctx) {
         "podsight does not fall back to netlink attachment, which would outlive the agent",
         "xdp", ENOTSUP};
   }
-  auto order = variant_order(cfg_.variant, {{"bpf_link", has_link}});
+  auto order = variant_order(cfg_.variant, {{"link", has_link}});
   return first_working_variant(name(), order, [this](const std::string&) { return try_start(); });
 }
 

@@ -200,7 +200,7 @@ TEST_P(XdpMode, CountsExactlyPerFamilyAndProtocol) {
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   auto ready = agent.get("/readyz");
   EXPECT_EQ(ready.status, 200) << ready.body;
-  EXPECT_NE(ready.body.find(R"("error":"","name":"xdp","state":"attached","variant":"bpf_link")"),
+  EXPECT_NE(ready.body.find(R"("error":"","name":"xdp","state":"attached","variant":"link")"),
             std::string::npos)
       << ready.body;
 
@@ -243,7 +243,7 @@ TEST_P(XdpMode, CountsExactlyPerFamilyAndProtocol) {
       << after.text();
   EXPECT_EQ(promtool_problems(after.text()), "");
   EXPECT_EQ(undocumented_metrics(after.text()), std::vector<std::string>{});
-  EXPECT_EQ(after.value("podsight_program_attached", {{"program", "xdp"}, {"variant", "bpf_link"}}), 1);
+  EXPECT_EQ(after.value("podsight_program_attached", {{"program", "xdp"}, {"variant", "link"}}), 1);
   EXPECT_EQ(after.value("podsight_map_update_errors_total", {{"map", "xdp_counts"}}), 0);
 
   // SIGTERM: the watch thread stops and every link goes, within the shutdown budget.

@@ -70,13 +70,13 @@ TEST(XdpConfig, NamingInterfacesMeansOnlyThoseUnlessIncludeIsGiven) {
 }
 
 TEST(XdpConfig, ReadsEveryKey) {
-  auto c = parse(R"({"programs": {"xdp": {"enabled": true, "variant": "bpf_link", "mode": "generic",
+  auto c = parse(R"({"programs": {"xdp": {"enabled": true, "variant": "link", "mode": "generic",
                      "interfaces": ["eth0"], "include": ["ens[0-9]*"], "exclude": ["ens9"],
                      "max_interfaces": 3}}})");
   ASSERT_TRUE(c.ok()) << c.error().message();
   const auto& x = c->programs.xdp;
   EXPECT_TRUE(x.enabled);
-  EXPECT_EQ(x.variant, "bpf_link");
+  EXPECT_EQ(x.variant, "link");
   EXPECT_EQ(x.mode, "generic");
   EXPECT_EQ(x.interfaces, std::vector<std::string>{"eth0"});
   EXPECT_EQ(x.include, std::vector<std::string>{"ens[0-9]*"});
@@ -135,7 +135,7 @@ TEST(XdpConfig, OtherValuesAreBounded) {
                 .find("programs.xdp.max_interfaces: must be an integer in [1, 4096], got 0"),
             std::string::npos);
   EXPECT_NE(
-      xdp_error(R"({"variant": "netlink"})").find("programs.xdp.variant: must be one of auto, bpf_link"),
+      xdp_error(R"({"variant": "netlink"})").find("programs.xdp.variant: must be one of auto, link"),
       std::string::npos);
   EXPECT_NE(xdp_error(R"({"ifaces": []})").find("programs.xdp.ifaces: unknown key"), std::string::npos);
 }
