@@ -44,7 +44,8 @@ void read_xdp(ObjectReader r, XdpConfig& x) {
     }
     for (std::size_t i = 0; i < list.size(); ++i) {
       if (auto why = why_invalid(list[i]); !why.empty()) {
-        const auto shown = nlohmann::json(list[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        const auto shown =
+            nlohmann::json(list[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
         r.fail(key, "element " + std::to_string(i) + " " + shown + ": " + why);
       }
     }
@@ -101,9 +102,9 @@ std::vector<std::string> XdpConfig::default_xdp_include() {
 }
 
 std::vector<std::string> XdpConfig::default_xdp_exclude() {
-  return {"lo",      "veth*",  "eni*",    "cali*", "lxc*",  "cilium_*", "flannel*", "cni*",  "docker*",
-          "br-*",    "virbr*", "kube-*",  "tunl*", "vxlan*", "genev*",  "weave*",   "azv*",  "gke*",
-          "nodelocaldns", "tap*", "tun*", "ifb*", "dummy*", "wg*"};
+  return {"lo",      "veth*", "eni*",         "cali*",  "lxc*",  "cilium_*", "flannel*", "cni*",
+          "docker*", "br-*",  "virbr*",       "kube-*", "tunl*", "vxlan*",   "genev*",   "weave*",
+          "azv*",    "gke*",  "nodelocaldns", "tap*",   "tun*",  "ifb*",     "dummy*",   "wg*"};
 }
 
 Result<Config> parse(std::string_view json_text) {

@@ -26,7 +26,8 @@ struct XdpConfig {
   bool enabled = false;          // opt-in: attaching XDP to a node's uplinks touches its datapath
   std::string variant = "auto";  // auto | link
   std::string mode = "auto";     // auto (native, else generic, per interface) | native | generic
-  std::vector<std::string> interfaces;  // attached whatever the patterns say; a missing one degrades
+  // Attached whatever the patterns say; a missing one degrades the family.
+  std::vector<std::string> interfaces;
   std::vector<std::string> include = default_xdp_include();  // [] when `interfaces` is set
   std::vector<std::string> exclude = default_xdp_exclude();
   std::uint32_t max_interfaces = 64;

@@ -134,9 +134,8 @@ TEST(XdpConfig, OtherValuesAreBounded) {
   EXPECT_NE(xdp_error(R"({"max_interfaces": 0})")
                 .find("programs.xdp.max_interfaces: must be an integer in [1, 4096], got 0"),
             std::string::npos);
-  EXPECT_NE(
-      xdp_error(R"({"variant": "netlink"})").find("programs.xdp.variant: must be one of auto, link"),
-      std::string::npos);
+  EXPECT_NE(xdp_error(R"({"variant": "netlink"})").find("programs.xdp.variant: must be one of auto, link"),
+            std::string::npos);
   EXPECT_NE(xdp_error(R"({"ifaces": []})").find("programs.xdp.ifaces: unknown key"), std::string::npos);
 }
 
