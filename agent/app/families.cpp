@@ -3,8 +3,10 @@
 
 #include "collectors/cgroup_skb.hpp"
 #include "collectors/exec.hpp"
+#include "collectors/xdp.hpp"
 #include "programs/cgroup_skb.hpp"
 #include "programs/exec.hpp"
+#include "programs/xdp.hpp"
 
 namespace podsight::app {
 
@@ -19,6 +21,11 @@ std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::Work
     // Attached at the same cgroup2 root the workload labels are resolved under.
     auto p = std::make_unique<programs::CgroupSkb>(cfg.programs.cgroup_skb, workloads.cgroups().root());
     auto c = std::make_unique<collectors::CgroupSkb>(*p, workloads);
+    parts.push_back({std::move(p), std::move(c)});
+  }
+  {
+    auto p = std::make_unique<programs::Xdp>(cfg.programs.xdp);
+    auto c = std::make_unique<collectors::Xdp>(*p);
     parts.push_back({std::move(p), std::move(c)});
   }
   return parts;

@@ -2,6 +2,7 @@
 #include "config/config.hpp"
 
 #include "config/reader.hpp"
+#include "net/interfaces.hpp"
 
 #include <fstream>
 #include <sstream>
@@ -28,6 +29,36 @@ void read_http(ObjectReader r, http::Options& h) {
   if (auto a = http::parse_listen_address(h.listen); !a) r.fail("listen", a.error().what);
 }
 
+// programs.xdp: interface names and patterns are checked here, so a typo never reaches the kernel.
+void read_xdp(ObjectReader r, XdpConfig& x) {
+  constexpr std::size_t kMaxListed = 256;
+  r.boolean("enabled", x.enabled);
+  r.choice("variant", {"auto", "link"}, x.variant);
+  r.choice("mode", {"auto", "native", "generic"}, x.mode);
+  r.integer("max_interfaces", 1, 4096, x.max_interfaces);
+  auto check = [&](std::string_view key, std::vector<std::string>& list, auto&& why_invalid) {
+    r.string_list(key, list);
+    if (list.size() > kMaxListed) {
+      r.fail(key, "at most " + std::to_string(kMaxListed) + " entries, got " + std::to_string(list.size()));
+      return;
+    }
+    for (std::size_t i = 0; i < list.size(); ++i) {
+      if (auto why = why_invalid(list[i]); !why.empty()) {
+        const auto shown =
+            nlohmann::json(list[i]).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+        r.fail(key, "element " + std::to_string(i) + " " + shown + ": " + why);
+      }
+    }
+  };
+  check("interfaces", x.interfaces, net::invalid_interface_name);
+  const bool include_given = r.has("include");
+  check("include", x.include, net::invalid_interface_pattern);
+  check("exclude", x.exclude, net::invalid_interface_pattern);
+  // Naming interfaces means "these": the uplink patterns only apply when asked for explicitly.
+  if (!x.interfaces.empty() && !include_given) x.include.clear();
+  r.reject_unknown();
+}
+
 void read_programs(ObjectReader r, ProgramsConfig& p) {
   auto exec = r.object("exec");
   exec.boolean("enabled", p.exec.enabled);
@@ -39,6 +70,7 @@ void read_programs(ObjectReader r, ProgramsConfig& p) {
   cgroup_skb.choice("variant", {"auto", "link"}, p.cgroup_skb.variant);
   cgroup_skb.integer("max_entries", 1, 1 << 20, p.cgroup_skb.max_entries);
   cgroup_skb.reject_unknown();
+  read_xdp(r.object("xdp"), p.xdp);
   r.reject_unknown();
 }
 
@@ -69,6 +101,16 @@ Result<Config> read_document(const nlohmann::json& doc, std::vector<std::string>
 }
 
 }  // namespace
+
+std::vector<std::string> XdpConfig::default_xdp_include() {
+  return {"eth*", "en*", "em*", "bond*", "team*", "vlan*"};
+}
+
+std::vector<std::string> XdpConfig::default_xdp_exclude() {
+  return {"lo",      "veth*", "eni*",         "cali*",  "lxc*",  "cilium_*", "flannel*", "cni*",
+          "docker*", "br-*",  "virbr*",       "kube-*", "tunl*", "vxlan*",   "genev*",   "weave*",
+          "azv*",    "gke*",  "nodelocaldns", "tap*",   "tun*",  "ifb*",     "dummy*",   "wg*"};
+}
 
 Result<Config> parse(std::string_view json_text) {
   nlohmann::json doc;

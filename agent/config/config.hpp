@@ -27,9 +27,27 @@ struct CgroupSkbConfig {
   std::uint32_t max_entries = 16384;
 };
 
+// programs.xdp: per-interface packet counters (docs/configuration.md explains the defaults).
+struct XdpConfig {
+  bool enabled = false;          // opt-in: attaching XDP to a node's uplinks touches its datapath
+  std::string variant = "auto";  // auto | link
+  std::string mode = "auto";     // auto (native, else generic, per interface) | native | generic
+  // Attached whatever the patterns say; a missing one degrades the family.
+  std::vector<std::string> interfaces;
+  std::vector<std::string> include = default_xdp_include();  // [] when `interfaces` is set
+  std::vector<std::string> exclude = default_xdp_exclude();
+  std::uint32_t max_interfaces = 64;
+
+  // Uplinks of a Kubernetes node: physical NICs (classic and predictable names), bonds, teams, VLANs.
+  static std::vector<std::string> default_xdp_include();
+  // What a CNI or container runtime creates, so a broad `include` still leaves pod traffic alone.
+  static std::vector<std::string> default_xdp_exclude();
+};
+
 struct ProgramsConfig {
   ExecConfig exec;
   CgroupSkbConfig cgroup_skb;
+  XdpConfig xdp;
 };
 
 struct Config {

@@ -108,6 +108,10 @@ void ObjectReader::string_list(std::string_view key, std::vector<std::string>& o
   out = std::move(values);
 }
 
+bool ObjectReader::has(std::string_view key) const {
+  return object_ != nullptr && object_->contains(std::string(key));
+}
+
 ObjectReader ObjectReader::object(std::string_view key) {
   return ObjectReader(find(key), key_path(key), *errors_, known_);
 }

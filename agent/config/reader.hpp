@@ -33,6 +33,8 @@ class ObjectReader {
     out = static_cast<T>(v);
   }
   void string_list(std::string_view key, std::vector<std::string>& out);
+  // The key is present in this object (whatever its value); does not mark it as read.
+  [[nodiscard]] bool has(std::string_view key) const;
   // A nested object; absent keys give a reader over nothing (all defaults kept).
   ObjectReader object(std::string_view key);
   // Reports every key that no call above asked for. Call once, after reading all keys.

@@ -64,6 +64,22 @@ void Family::degrade(std::string why) {
   degraded_ += why;
 }
 
+void Family::set_degraded(std::string why) {
+  std::lock_guard lock(mu_);
+  degraded_ = std::move(why);
+  if (status_.state != State::kAttached && status_.state != State::kDegraded) return;
+  const State next = degraded_.empty() ? State::kAttached : State::kDegraded;
+  if (next == status_.state && status_.error == degraded_) return;
+  status_.state = next;
+  status_.error = degraded_;
+  if (next == State::kDegraded) {
+    log::warn("program family degraded",
+              {{"program", std::string(name())}, {"variant", status_.variant}, {"error", degraded_}});
+  } else {
+    log::info("program family recovered", {{"program", std::string(name())}, {"variant", status_.variant}});
+  }
+}
+
 std::vector<std::string> variant_order(const std::string& forced,
                                        const std::vector<std::pair<std::string, bool>>& usable) {
   std::vector<std::string> order;

@@ -73,6 +73,10 @@ class Family {
   virtual Result<std::string> do_start(Context& ctx) = 0;
   virtual void do_stop() = 0;
   void degrade(std::string why);
+  // For families that keep changing after start (interfaces coming and going): replaces the whole
+  // degradation reason, empty for none. While running this moves the state between attached and
+  // degraded (logged); during do_start() it is what start() then reports.
+  void set_degraded(std::string why);
 
  private:
   mutable std::mutex mu_;

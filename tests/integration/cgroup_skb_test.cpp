@@ -690,8 +690,10 @@ TEST_F(CgroupSkb, NoCgroup2AtTheRootFailsOnlyThisFamily) {
       EXPECT_NE(f["error"].get<std::string>().find("not a cgroup v2 directory (" + dir + ")"),
                 std::string::npos)
           << f["error"];
+    } else if (f["name"] == "exec") {
+      EXPECT_EQ(f["state"], "attached");
     } else {
-      EXPECT_EQ(f["state"], "attached") << f["name"];
+      EXPECT_NE(f["state"], "failed") << f["name"];  // others keep their own state (xdp: disabled)
     }
   }
   auto s = agent.scrape();
