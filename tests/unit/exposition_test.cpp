@@ -816,21 +816,9 @@ TEST(ExpositionPromtool, HarnessRejectsBrokenScrape) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Performance
+// Scale
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-#else
-constexpr bool kSanitized = false;
-#endif
-
-TEST(ExpositionPerformance, HundredThousandSeries) {
+TEST(ExpositionScale, HundredThousandSeries) {
   std::vector<MetricFamily> families;
   constexpr int kFamilies = 10;
   constexpr int kPerFamily = 10000;
@@ -848,24 +836,11 @@ TEST(ExpositionPerformance, HundredThousandSeries) {
     families.push_back(std::move(fam));
   }
 
-  double best_ms = 1e9;
-  std::size_t bytes = 0;
-  for (int round = 0; round < 3; ++round) {
-    std::string out;
-    const auto start = std::chrono::steady_clock::now();
-    encode(families, Format::kText004, out);
-    const auto end = std::chrono::steady_clock::now();
-    best_ms = std::min(best_ms, std::chrono::duration<double, std::milli>(end - start).count());
-    bytes = out.size();
-    ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), kFamilies * (kPerFamily + 2));
-  }
-  RecordProperty("encode_ms", std::to_string(best_ms));
-  RecordProperty("bytes", std::to_string(bytes));
-#ifdef NDEBUG
-  if (!kSanitized) {
-    EXPECT_LT(best_ms, 50.0) << bytes << " bytes";
-  }
-#endif
+  // Size only: how fast this is belongs to bench/, never to an assertion here.
+  std::string out;
+  encode(families, Format::kText004, out);
+  ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), kFamilies * (kPerFamily + 2));
+  EXPECT_TRUE(valid_utf8(out));
 }
 
 }  // namespace
