@@ -596,17 +596,34 @@ TEST(HttpServer, ObserverSeesEachAnsweredRequest) {
       events.emplace_back(std::string(e.method), std::string(e.path), e.status, e.response_bytes);
     });
   });
+  // An event is emitted after its answer is flushed, so the client can see the answer first: wait for
+  // each event before the next request, or two connections' events could arrive in either order.
+  auto events_reach = [&](std::size_t n) {
+    for (int i = 0; i < 200; ++i) {
+      {
+        std::lock_guard lock(mu);
+        if (events.size() >= n) return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  };
   auto c = client(server->port());
   ASSERT_TRUE(c.Get("/metrics"));
+  ASSERT_TRUE(events_reach(1));
   ASSERT_TRUE(c.Get("/nope/with/a/long/unbounded/path"));
+  ASSERT_TRUE(events_reach(2));
   ASSERT_TRUE(c.Post("/metrics", "", "text/plain"));
+  ASSERT_TRUE(events_reach(3));
   ASSERT_TRUE(c.Get("/boom"));
+  ASSERT_TRUE(events_reach(4));
   {
     RawConn conn(server->port());
     ASSERT_TRUE(conn.send("GET /" + std::string(20000, 'a') + " HTTP/1.1\r\n\r\n"));
     ASSERT_TRUE(conn.read_response());
   }
-  std::this_thread::sleep_for(100ms);  // the last event is emitted after the answer is flushed
+  ASSERT_TRUE(events_reach(5));
+  std::this_thread::sleep_for(50ms);  // and no sixth one comes
 
   std::lock_guard lock(mu);
   ASSERT_EQ(events.size(), 5U);
