@@ -34,6 +34,14 @@ void read_programs(ObjectReader r, ProgramsConfig& p) {
   exec.choice("variant", {"auto", "tp_btf", "tracepoint"}, p.exec.variant);
   exec.integer("max_entries", 1, 1 << 20, p.exec.max_entries);
   exec.reject_unknown();
+
+  auto tcp = r.object("tcp");
+  tcp.boolean("enabled", p.tcp.enabled);
+  tcp.choice("variant", {"auto", "tp_btf", "fentry", "tracepoint", "kprobe"}, p.tcp.variant);
+  tcp.integer("max_connections", 1, 1 << 20, p.tcp.max_connections);
+  tcp.integer("max_entries", 1, 1 << 20, p.tcp.max_entries);
+  tcp.reject_unknown();
+
   r.reject_unknown();
 }
 

@@ -21,8 +21,16 @@ struct ExecConfig {
   std::uint32_t max_entries = 16384;
 };
 
+struct TcpConfig {
+  bool enabled = true;
+  std::string variant = "auto";  // auto | tp_btf | fentry | tracepoint | kprobe
+  std::uint32_t max_connections = 65536;  // open connections tracked at once (tcp_conns)
+  std::uint32_t max_entries = 16384;      // (cgroup, direction) counter slots (tcp_stats)
+};
+
 struct ProgramsConfig {
   ExecConfig exec;
+  TcpConfig tcp;
 };
 
 struct Config {
