@@ -113,7 +113,9 @@ static __always_inline bool make_key(const struct sock *sk, struct tcp_conn_key 
 		return false;
 	key->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	key->family = family;
-	key->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	/* Not skc_num: the tracepoint fires at the end of tcp_set_state(TCP_CLOSE), after
+	 * inet_put_port() zeroed it; inet_sport keeps the port until the socket is freed. */
+	key->lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 	key->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (family == AF_INET) {
 		BPF_CORE_READ_INTO(key->laddr, sk, __sk_common.skc_rcv_saddr);
