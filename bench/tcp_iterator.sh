@@ -38,7 +38,7 @@ ip netns exec "$ns" python3 "$work/hold.py" "$n" >"$work/hold.out" &
 holder=$!
 for _ in $(seq 100); do grep -q ready "$work/hold.out" 2>/dev/null && break; sleep 0.1; done
 
-echo '{"http": {"listen": "127.0.0.1:18797"}, "bpf_stats": true, "programs": {"exec": {"enabled": false}}}' >"$work/cfg.json"
+echo '{"http": {"listen": "127.0.0.1:18797"}, "bpf_stats": true, "log": {"level": "debug"}, "programs": {"exec": {"enabled": false}}}' >"$work/cfg.json"
 build/agent/podsight --config "$work/cfg.json" >"$work/agent.log" 2>&1 &
 agent=$!
 for _ in $(seq 100); do curl -sf 127.0.0.1:18797/readyz >/dev/null && break; sleep 0.1; done
@@ -57,5 +57,9 @@ r1=$(metric 'podsight_program_runs_total\{program="tcp_iter"\}')
 active=$(grep -E '^podsight_tcp_connections_active' "$work/m.txt" | awk '{s+=$NF} END {print s}')
 echo "connections held open: $n ($((2 * n)) sockets); tracked by the agent: $active"
 printf 'scrape duration (agent, all collectors): %.3f ms per scrape\n' "$(echo "$total * 1000 / $scrapes" | bc -l)"
+walks=$(grep -c '"tcp iterator fold"' "$work/agent.log")
+walk_us=$(grep '"tcp iterator fold"' "$work/agent.log" | tail -n "$scrapes" | sed 's/.*"walk_us":"\([0-9]*\)".*/\1/' |
+  awk '{s+=$1} END {printf "%.3f", s/NR/1000}')
+echo "iterator walk (wall clock, every namespace with tracked connections): $walk_us ms per scrape ($walks walks)"
 printf 'iter/tcp in-kernel: %.3f ms per scrape, %d program runs per scrape\n' \
   "$(echo "($t1 - $t0) * 1000 / $scrapes" | bc -l)" "$(echo "($r1 - $r0) / $scrapes" | bc)"

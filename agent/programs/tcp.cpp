@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstddef>
 #include <thread>
 
@@ -241,7 +242,9 @@ std::map<std::uint32_t, std::string> Tcp::netns_paths(const std::set<std::uint32
 
 Status Tcp::fold_open_connections(const std::set<std::uint32_t>& netns) const {
   if (!iter_link_ || netns.empty()) return {};
+  const auto t0 = std::chrono::steady_clock::now();
   auto paths = netns_paths(netns);
+  const auto t1 = std::chrono::steady_clock::now();
   std::string problems;
   for (auto ino : netns) {
     if (!paths.contains(ino))
@@ -270,6 +273,13 @@ Status Tcp::fold_open_connections(const std::set<std::uint32_t>& netns) const {
     }
   });
   worker.join();
+  log::debug(
+      "tcp iterator fold",
+      {{"netns", std::to_string(netns.size())},
+       {"resolve_us", std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count())},
+       {"walk_us", std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::steady_clock::now() - t1)
+                                      .count())}});
   if (!problems.empty()) return Error{"TCP iterator skipped network namespaces: " + problems, "tcp_iter", 0};
   return {};
 }
