@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cstddef>
 #include <thread>
+#include <vector>
 
 namespace podsight::programs {
 namespace {
@@ -226,17 +227,37 @@ Status Tcp::run_iterator() const {
 std::map<std::uint32_t, std::string> Tcp::netns_paths(const std::set<std::uint32_t>& wanted) const {
   std::lock_guard lock(netns_mu_);
   std::map<std::uint32_t, std::string> out;
-  bool rescanned = false;
+  std::vector<std::uint32_t> missing;
   for (auto ino : wanted) {
     auto it = netns_cache_.find(ino);
     // A cached /proc/PID path goes stale when the process exits (or the pid is reused elsewhere).
-    if ((it == netns_cache_.end() || inode_of(it->second) != ino) && !rescanned) {
-      netns_cache_ = scan_netns();
-      rescanned = true;
-      it = netns_cache_.find(ino);
+    if (it != netns_cache_.end() && inode_of(it->second) == ino) {
+      out.emplace(ino, it->second);
+    } else {
+      missing.push_back(ino);
     }
-    if (it != netns_cache_.end()) out.emplace(ino, it->second);
   }
+  // A namespace first seen now is looked for at once. One nobody could open at the last look (its
+  // last process exited while its sockets drain) is looked for again only every few seconds, so it
+  // does not cost a walk of /proc at every scrape.
+  const auto now = std::chrono::steady_clock::now();
+  bool rescan = false;
+  for (auto ino : missing) {
+    auto it = unreachable_.find(ino);
+    rescan |= it == unreachable_.end() || now - it->second >= kNetnsRescanInterval;
+  }
+  if (rescan) {
+    netns_cache_ = scan_netns();
+    for (auto ino : missing) {
+      if (auto it = netns_cache_.find(ino); it != netns_cache_.end()) {
+        out.emplace(ino, it->second);
+        unreachable_.erase(ino);
+      } else {
+        unreachable_[ino] = now;
+      }
+    }
+  }
+  std::erase_if(unreachable_, [&](const auto& u) { return !wanted.contains(u.first); });
   return out;
 }
 
@@ -245,12 +266,8 @@ Status Tcp::fold_open_connections(const std::set<std::uint32_t>& netns) const {
   const auto t0 = std::chrono::steady_clock::now();
   auto paths = netns_paths(netns);
   const auto t1 = std::chrono::steady_clock::now();
+  // Sockets of a namespace no process holds any more are folded when they close: not an error.
   std::string problems;
-  for (auto ino : netns) {
-    if (!paths.contains(ino))
-      problems += (problems.empty() ? "" : "; ") +
-                  ("net:[" + std::to_string(ino) + "]: no process or bind mount opens it");
-  }
   // The iterator sees the network namespace of the thread that creates it. A throwaway thread moves
   // between namespaces, so no thread that serves HTTP ever changes its own.
   std::thread worker([&] {
@@ -276,6 +293,7 @@ Status Tcp::fold_open_connections(const std::set<std::uint32_t>& netns) const {
   log::debug(
       "tcp iterator fold",
       {{"netns", std::to_string(netns.size())},
+       {"unreachable", std::to_string(netns.size() - paths.size())},
        {"resolve_us", std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count())},
        {"walk_us", std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
                                       std::chrono::steady_clock::now() - t1)

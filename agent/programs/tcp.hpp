@@ -7,6 +7,7 @@
 
 #include <linux/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <mutex>
@@ -37,8 +38,9 @@ class Tcp final : public Family {
   [[nodiscard]] bool has_iterator() const;
 
   // Runs the TCP iterator in each network namespace of `netns` (inode numbers), which adds the bytes
-  // still-open sockets carried since the last fold to tcp_stats. A namespace that cannot be entered
-  // (no process left in it, or no permission) is skipped; the error names every one skipped.
+  // still-open sockets carried since the last fold to tcp_stats. A namespace no process or bind mount
+  // opens any more is skipped (its sockets are folded when they close); one that cannot be entered or
+  // walked is an error naming it, after the others were walked.
   Status fold_open_connections(const std::set<std::uint32_t>& netns) const;
 
  protected:
@@ -65,8 +67,11 @@ class Tcp final : public Family {
   std::string variant_;
   std::string iter_problem_;  // why the iterator is not attached, empty when it is
 
+  static constexpr std::chrono::seconds kNetnsRescanInterval{5};
   mutable std::mutex netns_mu_;
   mutable std::map<std::uint32_t, std::string> netns_cache_;
+  // Namespaces with tracked sockets that no path opened at the last scan, and when that was.
+  mutable std::map<std::uint32_t, std::chrono::steady_clock::time_point> unreachable_;
 };
 
 }  // namespace podsight::programs
