@@ -56,13 +56,14 @@ struct sock_cgroup_data___old {
 	};
 } __attribute__((preserve_access_index));
 
-/* Older kernels keep sk_flags in struct sock itself rather than in sock_common. */
+/* Kernels from before sk_flags moved into sock_common (as skc_flags) keep it in struct sock. */
 struct sock___flags_old {
 	unsigned long sk_flags;
 } __attribute__((preserve_access_index));
 
-/* Since 6.16 (commit "tcp: add the err to tcp_retransmit_skb tracepoint") the tracepoint also fires
- * for retransmissions that failed; older kernels fire it only on success and have no err. */
+/* Newer kernels (commit "tcp: add the err to tcp_retransmit_skb tracepoint", present on 6.18) also
+ * fire the tracepoint for retransmissions that failed, with err set; older ones fire it only on
+ * success and have no err. */
 struct trace_event_raw_tcp_retransmit_skb___err {
 	int err;
 } __attribute__((preserve_access_index));

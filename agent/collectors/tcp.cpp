@@ -72,32 +72,28 @@ bool Tcp::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out
   }
 
   const auto labels = metadata::workload_label_names({"direction"});
-  metrics::FamilyBuilder opened(
-      "podsight_tcp_connections_opened_total",
-      "TCP connections established, by the workload owning the socket and direction.",
-      prometheus::MetricType::Counter, labels);
-  metrics::FamilyBuilder closed("podsight_tcp_connections_closed_total",
-                                "Established TCP connections that closed, by workload and direction.",
-                                prometheus::MetricType::Counter, labels);
+  auto family = [&](const char* name, const char* help,
+                    prometheus::MetricType type = prometheus::MetricType::Counter) {
+    return metrics::FamilyBuilder(name, help, type, labels);
+  };
+  auto opened = family("podsight_tcp_connections_opened_total",
+                       "TCP connections established, by the workload owning the socket and direction.");
+  auto closed = family("podsight_tcp_connections_closed_total",
+                       "Established TCP connections that closed, by workload and direction.");
+  auto open_now = family("podsight_tcp_connections_active",
+                         "TCP connections established and not yet closed, by workload and direction.",
+                         prometheus::MetricType::Gauge);
+  auto sent = family("podsight_tcp_sent_bytes_total",
+                     "TCP payload bytes sent and acknowledged by the peer, open connections included.");
+  auto received = family("podsight_tcp_received_bytes_total",
+                         "TCP payload bytes received in order, open connections included.");
+  auto retransmits =
+      family("podsight_tcp_retransmits_total", "TCP segments retransmitted, by workload and direction.");
+  // Always outbound: no direction label.
   metrics::FamilyBuilder failures(
       "podsight_tcp_connect_failures_total",
-      "Outbound TCP connections that never became established (refused, timed out, "
-      "aborted).",
+      "Outbound TCP connections that never became established (refused, timed out, aborted).",
       prometheus::MetricType::Counter, metadata::workload_label_names());
-  metrics::FamilyBuilder open_now(
-      "podsight_tcp_connections_active",
-      "TCP connections established and not yet closed, by workload and direction.",
-      prometheus::MetricType::Gauge, labels);
-  metrics::FamilyBuilder sent(
-      "podsight_tcp_sent_bytes_total",
-      "TCP payload bytes sent and acknowledged by the peer, open connections included.",
-      prometheus::MetricType::Counter, labels);
-  metrics::FamilyBuilder received("podsight_tcp_received_bytes_total",
-                                  "TCP payload bytes received in order, open connections included.",
-                                  prometheus::MetricType::Counter, labels);
-  metrics::FamilyBuilder retransmits("podsight_tcp_retransmits_total",
-                                     "TCP segments retransmitted, by workload and direction.",
-                                     prometheus::MetricType::Counter, labels);
 
   std::unordered_map<std::uint64_t, metadata::Workload> seen;
   auto workload = [&](std::uint64_t cgroup_id) -> const metadata::Workload& {
