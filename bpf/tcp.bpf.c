@@ -27,6 +27,8 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536); /* set from programs.tcp.max_connections before load */
+	/* memory follows the connections a node really has, not the bound */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct tcp_conn_key);
 	__type(value, struct tcp_conn);
 } tcp_conns SEC(".maps");

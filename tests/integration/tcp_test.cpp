@@ -215,7 +215,8 @@ INSTANTIATE_TEST_SUITE_P(Variants, TcpVariant,
                            return std::get<0>(info.param) + "_" + std::get<1>(info.param);
                          });
 INSTANTIATE_TEST_SUITE_P(Variants, TcpRetransmits,
-                         ::testing::Values("tp_btf", "fentry", "tracepoint", "kprobe"));
+                         ::testing::Values("tp_btf", "fentry", "tracepoint", "kprobe"),
+                         [](const auto& info) { return info.param; });
 
 // With room for one connection only, every workload still gets exact open/close counts (they live in
 // the counter map), failed inserts are counted, and bytes come from exactly the connections that have
