@@ -139,18 +139,8 @@ static __always_inline struct tcp_stats *stats_slot(__u64 cgroup_id, __u8 direct
 {
 	struct tcp_stats_key key = { .cgroup_id = cgroup_id, .direction = direction };
 	struct tcp_stats zero = {};
-	struct tcp_stats *s;
-	long err;
 
-	s = bpf_map_lookup_elem(&tcp_stats, &key);
-	if (s)
-		return s;
-	err = bpf_map_update_elem(&tcp_stats, &key, &zero, BPF_NOEXIST);
-	if (err && err != -EEXIST) {
-		podsight_map_error(&map_errors, TCP_MAP_STATS);
-		return NULL;
-	}
-	return bpf_map_lookup_elem(&tcp_stats, &key);
+	return podsight_lookup_or_insert(&tcp_stats, &key, &zero, &map_errors, TCP_MAP_STATS);
 }
 
 /* Payload bytes of a socket so far, from the u64 RFC 4898 counters (they do not wrap at 4 GiB like

@@ -54,4 +54,24 @@ static __always_inline void podsight_count(void *map, const void *key, __u64 del
 	podsight_map_error(errors, map_index);
 }
 
+/* The value at `key` in a hash map, inserting `zero` first if the key is absent; NULL when the map is
+ * full (counted in the family's map_errors slot). For values with several counters, which the caller
+ * then adds to with __sync_fetch_and_add (see podsight_count for why atomically). */
+static __always_inline void *podsight_lookup_or_insert(void *map, const void *key, const void *zero,
+						       void *errors, __u32 map_index)
+{
+	void *v = bpf_map_lookup_elem(map, key);
+	long err;
+
+	if (v)
+		return v;
+	err = bpf_map_update_elem(map, key, zero, BPF_NOEXIST);
+	/* -EEXIST: another CPU inserted the key between our lookup and update */
+	if (!err || err == -EEXIST)
+		v = bpf_map_lookup_elem(map, key);
+	if (!v)
+		podsight_map_error(errors, map_index);
+	return v;
+}
+
 #endif /* PODSIGHT_BPF_H */
