@@ -16,11 +16,19 @@ namespace {
 // Names our BPF programs carry in the kernel (bpftool shows at most 15 characters). Only for the
 // --check process, which exits before we could read what it held; everything else is tracked by id.
 const std::vector<std::string> kOurPrograms = {"exec_tp_btf", "exec_tracepoin"};
+const std::vector<std::string> kTcpPrograms = {"tcp_state_tp_btf",
+                                               "tcp_state_tracepoint",
+                                               "tcp_retransmit_tp_btf",
+                                               "tcp_retransmit_tracepoint",
+                                               "tcp_synack_tp_btf",
+                                               "tcp_synack_tracepoint",
+                                               "tcp_iter"};
 
 std::size_t ours_loaded_by_name() {
   std::size_t n = 0;
   for (const auto& p : loaded_bpf_program_names()) {
     for (const auto& o : kOurPrograms) n += p == o;
+    for (const auto& o : kTcpPrograms) n += p == o;
   }
   return n;
 }
@@ -154,7 +162,7 @@ TEST_F(Agent, SigkillLeavesNothingAttachedAndRestartAttachesAgain) {
 TEST_F(Agent, CheckPrintsTableAndPasses) {
   auto r = run_command({PODSIGHT_AGENT_BINARY, "--check", "--log-level", "error"});
   EXPECT_EQ(r.exit_code, 0) << r.out;
-  for (const char* row : {"kernel", "btf", "bpffs", "tracefs", "cgroup2", "memlock", "program exec"}) {
+  for (const char* row : {"kernel", "btf", "bpffs", "tracefs", "cgroup2", "memlock", "program exec", "program tcp"}) {
     EXPECT_NE(r.out.find(row), std::string::npos) << row << " missing in\n" << r.out;
   }
   EXPECT_NE(r.out.find("attached, variant tp_btf"), std::string::npos) << r.out;
