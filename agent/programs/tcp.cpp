@@ -21,6 +21,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -270,10 +271,11 @@ Status Tcp::fold_open_connections(const std::set<std::uint32_t>& netns) const {
   std::string problems;
   // The iterator sees the network namespace of the thread that creates it. A throwaway thread moves
   // between namespaces, so no thread that serves HTTP ever changes its own.
-  std::thread worker([&] {
+  auto walk = [&] {
     for (const auto& [ino, path] : paths) {
       int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
       Status st;
+      if (fd < 0 && (errno == ENOENT || errno == ESRCH)) continue;  // its process exited since the lookup
       if (fd < 0) {
         st = errno_error("open", path);
       } else {
@@ -288,8 +290,14 @@ Status Tcp::fold_open_connections(const std::set<std::uint32_t>& netns) const {
         problems +=
             (problems.empty() ? "" : "; ") + ("net:[" + std::to_string(ino) + "]: " + st.error().message());
     }
-  });
-  worker.join();
+  };
+  try {
+    std::thread worker(walk);
+    worker.join();
+  } catch (const std::system_error& e) {  // no thread to be had: say so, this scrape goes on without
+    return Error{std::string("cannot start the namespace walker thread: ") + e.what(), "tcp_iter",
+                 e.code().value()};
+  }
   log::debug(
       "tcp iterator fold",
       {{"netns", std::to_string(netns.size())},
