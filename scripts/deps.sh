@@ -9,6 +9,7 @@ packages=(
   libgtest-dev libgmock-dev googletest
   # tests against real outside programs
   prometheus iproute2 iputils-ping netcat-openbsd procps libcap2-bin util-linux python3
+  iptables  # tcp tests: drop rule inside a test namespace to force retransmissions
 )
 
 missing=()

@@ -3,9 +3,11 @@
 
 #include "collectors/cgroup_skb.hpp"
 #include "collectors/exec.hpp"
+#include "collectors/tcp.hpp"
 #include "collectors/xdp.hpp"
 #include "programs/cgroup_skb.hpp"
 #include "programs/exec.hpp"
+#include "programs/tcp.hpp"
 #include "programs/xdp.hpp"
 
 namespace podsight::app {
@@ -15,6 +17,11 @@ std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::Work
   {
     auto p = std::make_unique<programs::Exec>(cfg.programs.exec);
     auto c = std::make_unique<collectors::Exec>(*p, workloads);
+    parts.push_back({std::move(p), std::move(c)});
+  }
+  {
+    auto p = std::make_unique<programs::Tcp>(cfg.programs.tcp);
+    auto c = std::make_unique<collectors::Tcp>(*p, workloads);
     parts.push_back({std::move(p), std::move(c)});
   }
   {

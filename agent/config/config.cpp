@@ -71,6 +71,12 @@ void read_programs(ObjectReader r, ProgramsConfig& p) {
   cgroup_skb.integer("max_entries", 1, 1 << 20, p.cgroup_skb.max_entries);
   cgroup_skb.reject_unknown();
   read_xdp(r.object("xdp"), p.xdp);
+  auto tcp = r.object("tcp");
+  tcp.boolean("enabled", p.tcp.enabled);
+  tcp.choice("variant", {"auto", "tp_btf", "fentry", "tracepoint", "kprobe"}, p.tcp.variant);
+  tcp.integer("max_connections", 1, 1 << 20, p.tcp.max_connections);
+  tcp.integer("max_entries", 1, 1 << 20, p.tcp.max_entries);
+  tcp.reject_unknown();
   r.reject_unknown();
 }
 

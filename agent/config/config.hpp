@@ -44,10 +44,18 @@ struct XdpConfig {
   static std::vector<std::string> default_xdp_exclude();
 };
 
+struct TcpConfig {
+  bool enabled = true;
+  std::string variant = "auto";  // auto | tp_btf | fentry | tracepoint | kprobe
+  std::uint32_t max_connections = 65536;  // open connections tracked at once (tcp_conns)
+  std::uint32_t max_entries = 16384;      // (cgroup, direction) counter slots (tcp_stats)
+};
+
 struct ProgramsConfig {
   ExecConfig exec;
   CgroupSkbConfig cgroup_skb;
   XdpConfig xdp;
+  TcpConfig tcp;
 };
 
 struct Config {

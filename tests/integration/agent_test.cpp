@@ -13,19 +13,6 @@
 namespace podsight::testing {
 namespace {
 
-// Names our BPF programs carry in the kernel (bpftool prints the full name from BTF). Only for the
-// --check process, which exits before we could read what it held; everything else is tracked by id.
-const std::vector<std::string> kOurPrograms = {"exec_tp_btf", "exec_tracepoint", "cgroup_skb_ingress",
-                                               "cgroup_skb_egress"};
-
-std::size_t ours_loaded_by_name() {
-  std::size_t n = 0;
-  for (const auto& p : loaded_bpf_program_names()) {
-    for (const auto& o : kOurPrograms) n += p == o;
-  }
-  return n;
-}
-
 class Agent : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -153,16 +140,39 @@ TEST_F(Agent, SigkillLeavesNothingAttachedAndRestartAttachesAgain) {
 }
 
 TEST_F(Agent, CheckPrintsTableAndPasses) {
-  auto r = run_command({PODSIGHT_AGENT_BINARY, "--check", "--log-level", "error"});
+  // Map sizes no other BPF user on the machine has: the maps of this --check run can then be told
+  // apart from those of agents other tests (or other people) run, and their absence afterwards
+  // proves everything of the run was released (a loaded program holds its maps).
+  const std::uint32_t tag = 20011 + static_cast<std::uint32_t>(random_suffix(1)[0] - 'a') * 7;
+  const std::map<std::string, std::uint32_t> tagged = {
+      {"exec_counts", tag}, {"tcp_stats", tag + 1}, {"tcp_conns", tag + 2}, {"cgroup_skb_counts", tag + 3}};
+  const std::string dir = make_temp_dir("podsight-check");
+  write_file(dir + "/c.json", "{\"programs\": {\"exec\": {\"max_entries\": " + std::to_string(tag) +
+                                  "}, \"tcp\": {\"max_entries\": " + std::to_string(tag + 1) +
+                                  ", \"max_connections\": " + std::to_string(tag + 2) +
+                                  "}, \"cgroup_skb\": {\"max_entries\": " + std::to_string(tag + 3) + "}}}");
+  auto r = run_command({PODSIGHT_AGENT_BINARY, "--check", "--config", dir + "/c.json", "--log-level", "error"});
   EXPECT_EQ(r.exit_code, 0) << r.out;
-  for (const char* row : {"kernel", "btf", "bpffs", "tracefs", "cgroup2", "memlock", "program exec"}) {
+  for (const char* row : {"kernel", "btf", "bpffs", "tracefs", "cgroup2", "memlock", "program exec", "program tcp",
+                          "program cgroup_skb", "program xdp"}) {
     EXPECT_NE(r.out.find(row), std::string::npos) << row << " missing in\n" << r.out;
   }
   EXPECT_NE(r.out.find("attached, variant tp_btf"), std::string::npos) << r.out;
-  // Nothing of the --check run may stay loaded. By name, so no other agent may run meanwhile (ctest
-  // runs integration tests one at a time).
-  for (int i = 0; i < 100 && ours_loaded_by_name() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  EXPECT_EQ(ours_loaded_by_name(), 0u);
+  auto left = [&] {
+    std::size_t n = 0;
+    auto maps = run_command({"bpftool", "-j", "map", "show"});
+    auto doc = nlohmann::json::parse(maps.out, nullptr, false);
+    for (const auto& m : doc.is_array() ? doc : nlohmann::json::array()) {
+      for (const auto& [name, size] : tagged) {
+        // the kernel keeps 15 bytes of a map's name
+        n += m.value("name", "") == name.substr(0, 15) && m.value("max_entries", 0u) == size;
+      }
+    }
+    return n;
+  };
+  for (int i = 0; i < 100 && left() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(left(), 0u) << "maps of the --check run are still loaded";
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(Agent, CheckFailsWhenAFamilyCannotAttach) {

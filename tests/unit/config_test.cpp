@@ -79,9 +79,11 @@ TEST(Config, CgroupSkbKeys) {
 
 TEST(Config, UnknownKeysAreNamed) {
   EXPECT_NE(error_of(R"({"listen": "x"})").find("listen: unknown key"), std::string::npos);
-  EXPECT_NE(error_of(R"({"programs": {"exec": {"max_entrys": 5}}})").find("programs.exec.max_entrys: unknown key"),
+  EXPECT_NE(
+      error_of(R"({"programs": {"exec": {"max_entrys": 5}}})").find("programs.exec.max_entrys: unknown key"),
+      std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"nosuch": {}}})").find("programs.nosuch: unknown key"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"programs": {"nosuch": {}}})").find("programs.nosuch: unknown key"), std::string::npos);
 }
 
 TEST(Config, WrongTypesAreNamed) {
@@ -91,7 +93,8 @@ TEST(Config, WrongTypesAreNamed) {
             std::string::npos);
   EXPECT_NE(error_of(R"({"http": []})").find("http: must be an object, got an array"), std::string::npos);
   EXPECT_NE(error_of(R"([1,2])").find("must be an object"), std::string::npos);
-  EXPECT_NE(error_of(R"({"log": {"format": 1}})").find("log.format: must be one of json, text"), std::string::npos);
+  EXPECT_NE(error_of(R"({"log": {"format": 1}})").find("log.format: must be one of json, text"),
+            std::string::npos);
 }
 
 TEST(Config, OutOfRangeValuesAreNamed) {
@@ -188,11 +191,38 @@ TEST(Config, DocumentationListsExactlyTheAcceptedKeys) {
   for (const auto& k : known) {
     bool is_object = false;
     for (const auto& other : known) is_object |= other.rfind(k + ".", 0) == 0;
-    if (!is_object) EXPECT_TRUE(documented.count(k)) << "key " << k << " is accepted but not in docs/configuration.md";
+    if (!is_object)
+      EXPECT_TRUE(documented.count(k)) << "key " << k << " is accepted but not in docs/configuration.md";
   }
   for (const auto& k : documented) {
     EXPECT_TRUE(known.count(k)) << "docs/configuration.md documents " << k << ", which the parser rejects";
   }
+}
+
+TEST(Config, TcpKeys) {
+  auto d = parse("{}");
+  ASSERT_TRUE(d.ok());
+  EXPECT_TRUE(d->programs.tcp.enabled);
+  EXPECT_EQ(d->programs.tcp.variant, "auto");
+  EXPECT_EQ(d->programs.tcp.max_connections, 65536u);
+  EXPECT_EQ(d->programs.tcp.max_entries, 16384u);
+
+  auto c = parse(
+      R"({"programs": {"tcp": {"enabled": false, "variant": "kprobe", "max_connections": 7, "max_entries": 9}}})");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_FALSE(c->programs.tcp.enabled);
+  EXPECT_EQ(c->programs.tcp.variant, "kprobe");
+  EXPECT_EQ(c->programs.tcp.max_connections, 7u);
+  EXPECT_EQ(c->programs.tcp.max_entries, 9u);
+
+  EXPECT_NE(error_of(R"({"programs": {"tcp": {"variant": "ebpf"}}})").find("programs.tcp.variant"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"tcp": {"max_connections": 0}}})")
+                .find("programs.tcp.max_connections: must be an integer in [1, 1048576], got 0"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"tcp": {"max_conections": 5}}})")
+                .find("programs.tcp.max_conections: unknown key"),
+            std::string::npos);
 }
 
 }  // namespace

@@ -1,0 +1,139 @@
+// tcp collector: walks the open-connection map (active gauge, and which network namespaces hold
+// connections), has the iterator fold those namespaces' open sockets into the counters, then reads
+// the per-CPU counters. Reading the counters last is what makes bytes of open connections current.
+#include "collectors/tcp.hpp"
+
+#include "bpf/maps.hpp"
+#include "log/log.hpp"
+#include "metrics/family_builder.hpp"
+
+#include <linux/types.h>
+
+#include <cstring>
+#include <map>
+#include <set>
+#include <unordered_map>
+#include <utility>
+
+#include "tcp.h"
+
+namespace podsight::collectors {
+namespace {
+
+const char* direction_name(std::uint8_t d) {
+  switch (d) {
+    case TCP_DIR_OUTBOUND:
+      return "outbound";
+    case TCP_DIR_INBOUND:
+      return "inbound";
+    default:
+      return "unknown";
+  }
+}
+
+}  // namespace
+
+bool Tcp::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) {
+  const int conns_fd = program_.conns_fd();
+  const int stats_fd = program_.stats_fd();
+  if (conns_fd < 0 || stats_fd < 0) return true;  // family not loaded: podsight_program_state says why
+  auto ncpus = bpf::possible_cpus();
+  if (!ncpus) {
+    log::error("scrape failed", {{"collector", "tcp"}, {"error", ncpus.error().message()}});
+    return false;
+  }
+  bool ok = true;
+
+  using Slot = std::pair<std::uint64_t, std::uint8_t>;  // (cgroup id, direction)
+  std::map<Slot, std::uint64_t> active;
+  std::set<std::uint32_t> netns;
+  auto walked = bpf::for_each_entry(
+      conns_fd,
+      [&](const void* k, const void* v) {
+        tcp_conn_key key;
+        tcp_conn conn;
+        std::memcpy(&key, k, sizeof key);
+        std::memcpy(&conn, v, sizeof conn);
+        ++active[{conn.cgroup_id, conn.direction}];
+        netns.insert(key.netns);
+      },
+      "tcp_conns");
+  if (walked) {
+    ctx.map_entries["tcp_conns"] = *walked;
+  } else {
+    log::error("scrape failed", {{"collector", "tcp"}, {"error", walked.error().message()}});
+    ok = false;
+  }
+
+  if (auto st = program_.fold_open_connections(netns); !st) {
+    log::warn("bytes of some open connections not updated",
+              {{"collector", "tcp"}, {"error", st.error().message()}});
+    ok = false;
+  }
+
+  const auto labels = metadata::workload_label_names({"direction"});
+  auto family = [&](const char* name, const char* help,
+                    prometheus::MetricType type = prometheus::MetricType::Counter) {
+    return metrics::FamilyBuilder(name, help, type, labels);
+  };
+  auto opened = family("podsight_tcp_connections_opened_total",
+                       "TCP connections established, by the workload owning the socket and direction.");
+  auto closed = family("podsight_tcp_connections_closed_total",
+                       "Established TCP connections that closed, by workload and direction.");
+  auto open_now = family("podsight_tcp_connections_active",
+                         "TCP connections established and not yet closed, by workload and direction.",
+                         prometheus::MetricType::Gauge);
+  auto sent = family("podsight_tcp_sent_bytes_total",
+                     "TCP payload bytes sent and acknowledged by the peer, open connections included.");
+  auto received = family("podsight_tcp_received_bytes_total",
+                         "TCP payload bytes received in order, open connections included.");
+  auto retransmits =
+      family("podsight_tcp_retransmits_total", "TCP segments retransmitted, by workload and direction.");
+  // Always outbound: no direction label.
+  metrics::FamilyBuilder failures(
+      "podsight_tcp_connect_failures_total",
+      "Outbound TCP connections that never became established (refused, timed out, aborted).",
+      prometheus::MetricType::Counter, metadata::workload_label_names());
+
+  std::unordered_map<std::uint64_t, metadata::Workload> seen;
+  auto workload = [&](std::uint64_t cgroup_id) -> const metadata::Workload& {
+    auto it = seen.find(cgroup_id);
+    if (it == seen.end()) it = seen.emplace(cgroup_id, workloads_.resolve(cgroup_id)).first;
+    return it->second;
+  };
+  auto walked_stats = bpf::for_each_percpu_sum<tcp_stats_key, tcp_stats>(
+      stats_fd, *ncpus, "tcp_stats", [&](const tcp_stats_key& key, const tcp_stats& s) {
+        const auto& w = workload(key.cgroup_id);
+        const char* dir = direction_name(key.direction);
+        const std::vector<std::string> v{w.namespace_, w.pod, w.container, w.cgroup, dir};
+        opened.add(v, static_cast<double>(s.opened));
+        closed.add(v, static_cast<double>(s.closed));
+        sent.add(v, static_cast<double>(s.sent_bytes));
+        received.add(v, static_cast<double>(s.received_bytes));
+        retransmits.add(v, static_cast<double>(s.retransmits));
+        if (s.connect_failures > 0 || key.direction == TCP_DIR_OUTBOUND) {
+          failures.add({w.namespace_, w.pod, w.container, w.cgroup}, static_cast<double>(s.connect_failures));
+        }
+        // A workload that had connections shows 0 active rather than no series once they close.
+        auto a = active.find({key.cgroup_id, key.direction});
+        open_now.add(v, a == active.end() ? 0.0 : static_cast<double>(a->second));
+        if (a != active.end()) active.erase(a);
+      });
+  if (walked_stats) {
+    ctx.map_entries["tcp_stats"] = *walked_stats;
+  } else {
+    log::error("scrape failed", {{"collector", "tcp"}, {"error", walked_stats.error().message()}});
+    ok = false;
+  }
+  for (const auto& [slot, n] : active) {
+    const auto& w = workload(slot.first);
+    open_now.add({w.namespace_, w.pod, w.container, w.cgroup, direction_name(slot.second)},
+                 static_cast<double>(n));
+  }
+
+  for (auto* b : {&opened, &closed, &failures, &open_now, &sent, &received, &retransmits})
+    out.push_back(b->take());
+  return ok;
+}
+
+}  // namespace podsight::collectors

@@ -1,0 +1,365 @@
+// tcp program family: variant choice (tp_btf, fentry, tracepoint, kprobe), configure, load, attach;
+// the TCP iterator run per network namespace at start-up and at scrape time.
+#include "programs/tcp.hpp"
+
+#include "log/log.hpp"
+
+// clang-format off
+#include <linux/types.h>
+#include "tcp.h"
+#include "tcp.skel.h"
+// clang-format on
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <system_error>
+#include <thread>
+#include <vector>
+
+namespace podsight::programs {
+namespace {
+
+static_assert(sizeof(tcp_conn_key) == 44, "tcp_conn_key layout is shared with bpf/tcp.bpf.c");
+static_assert(sizeof(tcp_conn) == 56, "tcp_conn layout is shared with bpf/tcp.bpf.c");
+static_assert(sizeof(tcp_stats_key) == 16, "tcp_stats_key layout is shared with bpf/tcp.bpf.c");
+static_assert(sizeof(tcp_stats) == 48, "tcp_stats layout is shared with bpf/tcp.bpf.c");
+
+constexpr const char* kOwnNetns = "/proc/self/ns/net";
+
+std::uint32_t inode_of(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<std::uint32_t>(st.st_ino);
+}
+
+// Every network namespace reachable from here: the ones `ip netns` names, then one process per
+// namespace from /proc. First path found for an inode wins.
+std::map<std::uint32_t, std::string> scan_netns() {
+  std::map<std::uint32_t, std::string> found;
+  if (auto ino = inode_of(kOwnNetns)) found.emplace(ino, kOwnNetns);
+  for (const char* dir : {"/var/run/netns", "/proc"}) {
+    DIR* d = ::opendir(dir);
+    if (d == nullptr) continue;
+    const bool proc = std::string_view(dir) == "/proc";
+    while (dirent* e = ::readdir(d)) {
+      if (e->d_name[0] == '.') continue;
+      if (proc && (e->d_name[0] < '0' || e->d_name[0] > '9')) continue;
+      std::string path = std::string(dir) + "/" + e->d_name + (proc ? "/ns/net" : "");
+      if (auto ino = inode_of(path)) found.emplace(ino, std::move(path));
+    }
+    ::closedir(d);
+  }
+  return found;
+}
+
+bool has_btf_struct(bpf::Features& f, const char* name) {
+  const auto* b = f.vmlinux_btf();
+  return b != nullptr && btf__find_by_name_kind(b, name, BTF_KIND_STRUCT) > 0;
+}
+
+}  // namespace
+
+Tcp::Tcp(const config::TcpConfig& cfg) : cfg_(cfg) {}
+Tcp::~Tcp() { Tcp::do_stop(); }
+
+Result<std::string> Tcp::do_start(Context& ctx) {
+  auto& f = ctx.features;
+  const bool btf_retransmit = f.has_tp_btf("tcp_retransmit_skb") && f.has_tp_btf("tcp_retransmit_synack");
+  const bool tp_retransmit =
+      f.has_tracepoint("tcp", "tcp_retransmit_skb") && f.has_tracepoint("tcp", "tcp_retransmit_synack");
+  auto order = variant_order(
+      cfg_.variant, {
+                        {"tp_btf", f.has_tp_btf("inet_sock_set_state") && btf_retransmit},
+                        {"fentry", (btf_retransmit || tp_retransmit) && f.can_load_fentry("tcp_set_state")},
+                        {"tracepoint", f.has_tracepoint("sock", "inet_sock_set_state") && tp_retransmit},
+                        {"kprobe", tp_retransmit && f.has_kprobes()},
+                    });
+  auto v = first_working_variant(name(), order,
+                                 [&](const std::string& variant) { return try_variant(variant, ctx); });
+  if (!v) return v;
+  if (iter_problem_.empty()) {
+    adopt_existing_connections();
+  } else {
+    degrade(iter_problem_);
+  }
+  return v;
+}
+
+Status Tcp::try_variant(const std::string& variant, Context& ctx) {
+  do_stop();
+  auto& f = ctx.features;
+  // A forced variant the kernel cannot do fails here with the reason, before libbpf tries to load it.
+  if (variant == "tp_btf" && !f.has_tp_btf("inet_sock_set_state")) {
+    return Error{"variant tp_btf: the kernel BTF has no inet_sock_set_state raw tracepoint", "tcp",
+                 EOPNOTSUPP};
+  }
+  if (variant == "fentry" && !f.can_load_fentry("tcp_set_state")) {
+    return Error{
+        "variant fentry: this kernel cannot attach fentry programs (a probe program on tcp_set_state "
+        "did not load and attach; needs BTF and BPF trampolines)",
+        "tcp", EOPNOTSUPP};
+  }
+  if (variant == "tracepoint" && !f.has_tracepoint("sock", "inet_sock_set_state")) {
+    return Error{"variant tracepoint: no tracepoint sock/inet_sock_set_state under tracefs", "tcp",
+                 EOPNOTSUPP};
+  }
+  if (variant == "kprobe" && !f.has_kprobes()) {
+    return Error{
+        "variant kprobe: this kernel has no kprobes (no kprobe PMU in /sys/bus/event_source/devices)", "tcp",
+        EOPNOTSUPP};
+  }
+  if (variant != "tp_btf" && variant != "fentry" && variant != "tracepoint" && variant != "kprobe") {
+    return Error{"unknown variant " + variant, "tcp", EINVAL};
+  }
+  const bool btf_retransmit = (variant == "tp_btf" || variant == "fentry") &&
+                              f.has_tp_btf("tcp_retransmit_skb") && f.has_tp_btf("tcp_retransmit_synack");
+  bool with_iter = has_btf_struct(f, "bpf_iter__tcp");
+  iter_problem_ = with_iter ? ""
+                            : "no BPF TCP iterator (iter/tcp, kernel >= 5.9): bytes of open connections are "
+                              "counted only when they close";
+
+  for (;;) {
+    tcp_bpf* raw = tcp_bpf::open();
+    if (raw == nullptr) return errno_error("open BPF object", "tcp");
+    skel_ = bpf::Skeleton<tcp_bpf>(raw);
+    auto& p = skel_->progs;
+    bpf_program__set_autoload(p.tcp_state_tp_btf, variant == "tp_btf");
+    bpf_program__set_autoload(p.tcp_state_fentry, variant == "fentry");
+    bpf_program__set_autoload(p.tcp_state_tracepoint, variant == "tracepoint");
+    bpf_program__set_autoload(p.tcp_state_kprobe, variant == "kprobe");
+    bpf_program__set_autoload(p.tcp_retransmit_tp_btf, btf_retransmit);
+    bpf_program__set_autoload(p.tcp_synack_tp_btf, btf_retransmit);
+    bpf_program__set_autoload(p.tcp_retransmit_tracepoint, !btf_retransmit);
+    bpf_program__set_autoload(p.tcp_synack_tracepoint, !btf_retransmit);
+    bpf_program__set_autoload(p.tcp_iter, with_iter);
+    if (int err = bpf_map__set_max_entries(skel_->maps.tcp_conns, cfg_.max_connections); err != 0) {
+      do_stop();
+      return errno_error("set max_entries", "map tcp_conns", -err);
+    }
+    if (int err = bpf_map__set_max_entries(skel_->maps.tcp_stats, cfg_.max_entries); err != 0) {
+      do_stop();
+      return errno_error("set max_entries", "map tcp_stats", -err);
+    }
+    int err = tcp_bpf::load(skel_.get());
+    if (err == 0) break;
+    do_stop();
+    auto e = errno_error("load BPF programs (variant " + variant + ")", "tcp", -err);
+    if (!with_iter) return e;
+    // The iterator is the newest piece: without it the family still counts everything but open
+    // connections' bytes, so try once more without it before giving up on this variant.
+    with_iter = false;
+    iter_problem_ = "iter/tcp did not load (" + e.message() +
+                    "): bytes of open connections are counted only "
+                    "when they close";
+  }
+
+  auto& p = skel_->progs;
+  bpf_program* state = variant == "tp_btf"       ? p.tcp_state_tp_btf
+                       : variant == "fentry"     ? p.tcp_state_fentry
+                       : variant == "tracepoint" ? p.tcp_state_tracepoint
+                                                 : p.tcp_state_kprobe;
+  struct Attach {
+    bpf_program* prog;
+    bpf::Link* link;
+    const char* what;
+  };
+  const Attach attaches[] = {
+      {state, &state_link_, "attach lifecycle program"},
+      {btf_retransmit ? p.tcp_retransmit_tp_btf : p.tcp_retransmit_tracepoint, &retransmit_link_,
+       "attach tcp_retransmit_skb"},
+      {btf_retransmit ? p.tcp_synack_tp_btf : p.tcp_synack_tracepoint, &synack_link_,
+       "attach tcp_retransmit_synack"},
+  };
+  for (const auto& a : attaches) {
+    bpf_link* link = bpf_program__attach(a.prog);
+    if (link == nullptr) {
+      int e = errno;
+      do_stop();
+      return errno_error(std::string(a.what) + " (variant " + variant + ")", "tcp", e);
+    }
+    a.link->reset(link);
+  }
+  if (with_iter) {
+    bpf_link* link = bpf_program__attach_iter(p.tcp_iter, nullptr);
+    if (link == nullptr) {
+      iter_problem_ = errno_error("attach iter/tcp", "tcp").message() +
+                      ": bytes of open connections are counted only when they close";
+    } else {
+      iter_link_.reset(link);
+    }
+  }
+  variant_ = variant;
+  return {};
+}
+
+void Tcp::do_stop() {
+  iter_link_.reset();
+  synack_link_.reset();
+  retransmit_link_.reset();
+  state_link_.reset();
+  skel_.reset();
+  variant_.clear();
+}
+
+bool Tcp::has_iterator() const { return static_cast<bool>(iter_link_); }
+
+Status Tcp::run_iterator() const {
+  int fd = bpf_iter_create(bpf_link__fd(iter_link_.get()));
+  if (fd < 0) return errno_error("BPF_ITER_CREATE", "tcp_iter");
+  bpf::UniqueFd iter(fd);
+  // The program writes nothing: one read walks every socket of the namespace and returns 0.
+  char buf[64];
+  for (;;) {
+    ssize_t n = ::read(iter.get(), buf, sizeof buf);
+    if (n == 0) return {};
+    if (n < 0 && errno != EINTR && errno != EAGAIN) return errno_error("read BPF iterator", "tcp_iter");
+  }
+}
+
+std::map<std::uint32_t, std::string> Tcp::netns_paths(const std::set<std::uint32_t>& wanted) const {
+  std::lock_guard lock(netns_mu_);
+  std::map<std::uint32_t, std::string> out;
+  std::vector<std::uint32_t> missing;
+  for (auto ino : wanted) {
+    auto it = netns_cache_.find(ino);
+    // A cached /proc/PID path goes stale when the process exits (or the pid is reused elsewhere).
+    if (it != netns_cache_.end() && inode_of(it->second) == ino) {
+      out.emplace(ino, it->second);
+    } else {
+      missing.push_back(ino);
+    }
+  }
+  // A namespace first seen now is looked for at once. One nobody could open at the last look (its
+  // last process exited while its sockets drain) is looked for again only every few seconds, so it
+  // does not cost a walk of /proc at every scrape.
+  const auto now = std::chrono::steady_clock::now();
+  bool rescan = false;
+  for (auto ino : missing) {
+    auto it = unreachable_.find(ino);
+    rescan |= it == unreachable_.end() || now - it->second >= kNetnsRescanInterval;
+  }
+  if (rescan) {
+    netns_cache_ = scan_netns();
+    for (auto ino : missing) {
+      if (auto it = netns_cache_.find(ino); it != netns_cache_.end()) {
+        out.emplace(ino, it->second);
+        unreachable_.erase(ino);
+      } else {
+        unreachable_[ino] = now;
+      }
+    }
+  }
+  std::erase_if(unreachable_, [&](const auto& u) { return !wanted.contains(u.first); });
+  return out;
+}
+
+Status Tcp::fold_open_connections(const std::set<std::uint32_t>& netns) const {
+  if (!iter_link_ || netns.empty()) return {};
+  const auto t0 = std::chrono::steady_clock::now();
+  auto paths = netns_paths(netns);
+  const auto t1 = std::chrono::steady_clock::now();
+  // Sockets of a namespace no process holds any more are folded when they close: not an error.
+  std::string problems;
+  // The iterator sees the network namespace of the thread that creates it. A throwaway thread moves
+  // between namespaces, so no thread that serves HTTP ever changes its own.
+  auto walk = [&] {
+    for (const auto& [ino, path] : paths) {
+      int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      Status st;
+      if (fd < 0 && (errno == ENOENT || errno == ESRCH)) continue;  // its process exited since the lookup
+      if (fd < 0) {
+        st = errno_error("open", path);
+      } else {
+        bpf::UniqueFd ns(fd);
+        if (::setns(ns.get(), CLONE_NEWNET) != 0) {
+          st = errno_error("setns", path);
+        } else {
+          st = run_iterator();
+        }
+      }
+      if (!st)
+        problems +=
+            (problems.empty() ? "" : "; ") + ("net:[" + std::to_string(ino) + "]: " + st.error().message());
+    }
+  };
+  try {
+    std::thread worker(walk);
+    worker.join();
+  } catch (const std::system_error& e) {  // no thread to be had: say so, this scrape goes on without
+    return Error{std::string("cannot start the namespace walker thread: ") + e.what(), "tcp_iter",
+                 e.code().value()};
+  }
+  log::debug(
+      "tcp iterator fold",
+      {{"netns", std::to_string(netns.size())},
+       {"unreachable", std::to_string(netns.size() - paths.size())},
+       {"resolve_us", std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(t1 - t0).count())},
+       {"walk_us", std::to_string(std::chrono::duration_cast<std::chrono::microseconds>(
+                                      std::chrono::steady_clock::now() - t1)
+                                      .count())}});
+  if (!problems.empty()) return Error{"TCP iterator skipped network namespaces: " + problems, "tcp_iter", 0};
+  return {};
+}
+
+void Tcp::adopt_existing_connections() {
+  std::set<std::uint32_t> all;
+  {
+    std::lock_guard lock(netns_mu_);
+    netns_cache_ = scan_netns();
+    for (const auto& [ino, path] : netns_cache_) all.insert(ino);
+  }
+  auto st = fold_open_connections(all);
+  if (!st) {
+    log::warn("some connections open before start-up are not tracked",
+              {{"program", "tcp"}, {"error", st.error().message()}});
+  }
+  log::info("adopted connections open before start-up",
+            {{"program", "tcp"}, {"netns", std::to_string(all.size())}});
+}
+
+int Tcp::conns_fd() const { return skel_ ? bpf_map__fd(skel_->maps.tcp_conns) : -1; }
+int Tcp::stats_fd() const { return skel_ ? bpf_map__fd(skel_->maps.tcp_stats) : -1; }
+
+std::vector<MapRef> Tcp::maps() const {
+  if (!skel_) return {};
+  return {
+      MapRef{"tcp_conns", bpf_map__fd(skel_->maps.tcp_conns), bpf_map__max_entries(skel_->maps.tcp_conns),
+             static_cast<std::uint32_t>(sizeof(tcp_conn_key)), TCP_MAP_CONNS, -1},
+      MapRef{"tcp_stats", bpf_map__fd(skel_->maps.tcp_stats), bpf_map__max_entries(skel_->maps.tcp_stats),
+             static_cast<std::uint32_t>(sizeof(tcp_stats_key)), TCP_MAP_STATS,
+             static_cast<int>(offsetof(tcp_stats_key, cgroup_id))},
+  };
+}
+
+std::vector<ProgRef> Tcp::progs() const {
+  if (!skel_ || !state_link_) return {};
+  std::vector<ProgRef> out;
+  auto& p = skel_->progs;
+  auto loaded = [](bpf_program* prog) { return bpf_program__fd(prog) >= 0; };
+  for (bpf_program* prog :
+       {p.tcp_state_tp_btf, p.tcp_state_fentry, p.tcp_state_tracepoint, p.tcp_state_kprobe}) {
+    if (loaded(prog)) out.push_back(ProgRef{"tcp_state", bpf_program__fd(prog)});
+  }
+  for (bpf_program* prog : {p.tcp_retransmit_tp_btf, p.tcp_retransmit_tracepoint}) {
+    if (loaded(prog)) out.push_back(ProgRef{"tcp_retransmit", bpf_program__fd(prog)});
+  }
+  for (bpf_program* prog : {p.tcp_synack_tp_btf, p.tcp_synack_tracepoint}) {
+    if (loaded(prog)) out.push_back(ProgRef{"tcp_synack", bpf_program__fd(prog)});
+  }
+  if (iter_link_) out.push_back(ProgRef{"tcp_iter", bpf_program__fd(p.tcp_iter)});
+  return out;
+}
+
+int Tcp::map_errors_fd() const { return skel_ ? bpf_map__fd(skel_->maps.map_errors) : -1; }
+std::uint32_t Tcp::map_errors_entries() const { return TCP_MAP_NR; }
+
+}  // namespace podsight::programs

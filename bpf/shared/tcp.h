@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* tcp family: the keys and values both the BPF programs and the agent read. Fixed-width types, no
+ * implicit padding. */
+#ifndef PODSIGHT_SHARED_TCP_H
+#define PODSIGHT_SHARED_TCP_H
+
+/* Who opened the connection, as seen from the socket's own workload. */
+enum tcp_direction {
+	TCP_DIR_UNKNOWN = 0, /* open before the agent started (or before its entry could be made) */
+	TCP_DIR_OUTBOUND = 1, /* this socket called connect() */
+	TCP_DIR_INBOUND = 2, /* this socket was accepted by a listener */
+};
+
+/* One established socket. The network namespace is part of the key: two pods can hold the same
+ * 4-tuple (127.0.0.1 sidecars, overlapping pod networks). Addresses are IPv4 in the first 4 bytes for
+ * AF_INET, the full IPv6 address for AF_INET6 (v4-mapped included); ports in host byte order. */
+struct tcp_conn_key {
+	__u32 netns; /* inode number of the socket's network namespace */
+	__u16 family; /* AF_INET or AF_INET6 */
+	__u16 lport;
+	__u16 rport;
+	__u16 pad;
+	__u8 laddr[16];
+	__u8 raddr[16];
+};
+
+struct tcp_conn {
+	__u64 cgroup_id; /* cgroup v2 id of the socket (sk_cgrp_data), not of whoever ran the hook */
+	__u64 start_ns; /* bpf_ktime_get_ns() when it was established (or adopted) */
+	/* Payload bytes already added to tcp_stats for this socket: the close hook and the scrape-time
+	 * iterator each add only what lies beyond these, under the socket lock, so nothing is counted
+	 * twice. */
+	__u64 sent_folded;
+	__u64 received_folded;
+	/* Baselines read from the socket when the entry was made: bytes_acked counts the SYN on the
+	 * active side, and a socket adopted at start-up carries bytes from before the agent. */
+	__u64 acked_base;
+	__u64 received_base;
+	__u8 direction; /* enum tcp_direction */
+	__u8 state; /* TCP state of the last transition seen */
+	__u8 pad[6];
+};
+
+/* Counters per (cgroup, direction). */
+struct tcp_stats_key {
+	__u64 cgroup_id;
+	__u8 direction;
+	__u8 pad[7];
+};
+
+struct tcp_stats {
+	__u64 opened;
+	__u64 closed;
+	__u64 connect_failures; /* outbound connections that never reached ESTABLISHED */
+	__u64 sent_bytes; /* payload bytes the peer acknowledged */
+	__u64 received_bytes; /* payload bytes received in order */
+	__u64 retransmits; /* retransmitted segments */
+};
+
+/* Index into the family's map_errors array. */
+enum tcp_map_index {
+	TCP_MAP_CONNS = 0,
+	TCP_MAP_STATS = 1,
+	TCP_MAP_NR,
+};
+
+#endif

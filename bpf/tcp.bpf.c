@@ -1,0 +1,424 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/* tcp family: connection lifecycle, payload bytes and retransmits per (cgroup, direction).
+ *
+ * Lifecycle comes from one handler behind four entry points (tp_btf and classic tracepoint
+ * sock/inet_sock_set_state, fentry and kprobe on tcp_set_state); the agent keeps one and disables
+ * the others' autoload. Retransmits come from the tcp_retransmit_skb / tcp_retransmit_synack
+ * tracepoints. Bytes: each established socket has an entry in tcp_conns; when it closes, the payload
+ * it carried beyond what was already folded is added to tcp_stats, and at scrape time the iter/tcp
+ * program folds the still-open sockets the same way. Both run under the socket lock (the iterator
+ * takes it, state changes hold it), so a byte is added once.
+ *
+ * Attribution always uses the socket's own cgroup (sk_cgrp_data): a passive open completes in
+ * softirq context, where the current task is whoever the CPU happened to be running. */
+#include "vmlinux.h"
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+
+#include "podsight.bpf.h"
+#include "tcp.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* set from programs.tcp.max_connections before load */
+	/* memory follows the connections a node really has, not the bound */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tcp_conn_key);
+	__type(value, struct tcp_conn);
+} tcp_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384); /* set from programs.tcp.max_entries before load */
+	__type(key, struct tcp_stats_key);
+	__type(value, struct tcp_stats);
+} tcp_stats SEC(".maps");
+
+PODSIGHT_MAP_ERRORS(TCP_MAP_NR);
+
+/* Kernels before 5.15 keep the cgroup pointer in a tagged u64 (commit 8520e224f547 "bpf, cgroups:
+ * Fix cgroup v2 fallback on v1/v2 mixed mode" replaced the union with a plain pointer). */
+struct sock_cgroup_data___old {
+	union {
+		struct {
+			__u8 is_data : 1;
+			__u8 no_refcnt : 1;
+			__u8 unused : 6;
+			__u8 padding;
+			__u16 prioidx;
+			__u32 classid;
+		};
+		__u64 val;
+	};
+} __attribute__((preserve_access_index));
+
+/* Kernels from before sk_flags moved into sock_common (as skc_flags) keep it in struct sock. */
+struct sock___flags_old {
+	unsigned long sk_flags;
+} __attribute__((preserve_access_index));
+
+/* Newer kernels (commit "tcp: add the err to tcp_retransmit_skb tracepoint", present on 6.18) also
+ * fire the tracepoint for retransmissions that failed, with err set; older ones fire it only on
+ * success and have no err. */
+struct trace_event_raw_tcp_retransmit_skb___err {
+	int err;
+} __attribute__((preserve_access_index));
+
+/* Layout of the classic tracepoints' records up to the fields we read; stable since 4.16. */
+struct state_record {
+	__u64 common;
+	const void *skaddr;
+	int oldstate;
+	int newstate;
+};
+
+struct retransmit_record {
+	__u64 common;
+	const void *skbaddr;
+	const void *skaddr;
+};
+
+struct synack_record {
+	__u64 common;
+	const void *skaddr;
+};
+
+static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
+{
+	struct cgroup *cgrp;
+
+	if (bpf_core_field_exists(sk->sk_cgrp_data.cgroup)) {
+		cgrp = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	} else {
+		struct sock_cgroup_data___old *d = (void *)&sk->sk_cgrp_data;
+		__u64 v = BPF_CORE_READ(d, val);
+
+		/* bit 0 set: the word holds a net_cls/net_prio id, not a cgroup */
+		cgrp = (v & 1) ? NULL : (struct cgroup *)v;
+	}
+	if (!cgrp)
+		return 0;
+	return BPF_CORE_READ(cgrp, kn, id);
+}
+
+/* False for anything that is not an IPv4/IPv6 TCP socket (MPTCP's parent socket, SCTP, ...). */
+static __always_inline bool make_key(const struct sock *sk, struct tcp_conn_key *key)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	if (BPF_CORE_READ_BITFIELD_PROBED(sk, sk_protocol) != IPPROTO_TCP)
+		return false;
+	key->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	key->family = family;
+	/* Not skc_num: the tracepoint fires at the end of tcp_set_state(TCP_CLOSE), after
+	 * inet_put_port() zeroed it; inet_sport keeps the port until the socket is freed. */
+	key->lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
+	key->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		BPF_CORE_READ_INTO(key->laddr, sk, __sk_common.skc_rcv_saddr);
+		BPF_CORE_READ_INTO(key->raddr, sk, __sk_common.skc_daddr);
+		return true;
+	}
+	if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(key->laddr, sk, __sk_common.skc_v6_rcv_saddr);
+		BPF_CORE_READ_INTO(key->raddr, sk, __sk_common.skc_v6_daddr);
+		return true;
+	}
+	return false;
+}
+
+/* The stats slot for (cgroup, direction), created on first use; NULL (and counted) if the map is
+ * full. */
+static __always_inline struct tcp_stats *stats_slot(__u64 cgroup_id, __u8 direction)
+{
+	struct tcp_stats_key key = { .cgroup_id = cgroup_id, .direction = direction };
+	struct tcp_stats zero = {};
+
+	return podsight_lookup_or_insert(&tcp_stats, &key, &zero, &map_errors, TCP_MAP_STATS);
+}
+
+/* Payload bytes of a socket so far, from the u64 RFC 4898 counters (they do not wrap at 4 GiB like
+ * sequence numbers). bytes_acked is the sum of snd_una advances and bytes_received of rcv_nxt
+ * advances, so each also counts the FIN once it is acked / received (and bytes_acked the SYN on the
+ * active side, which the baseline taken at ESTABLISHED removes). Our FIN has been queued in exactly
+ * the FIN_WAIT1/FIN_WAIT2/CLOSING/LAST_ACK states and, being the last sequence number, is acked when
+ * snd_una reaches write_seq; the peer's FIN has been received when tcp_fin() set SOCK_DONE. */
+static __always_inline void payload(const struct sock *sk, const struct tcp_conn *c, __u64 *sent,
+				    __u64 *received)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
+	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	unsigned long flags;
+	int done_bit = bpf_core_enum_value(enum sock_flags, SOCK_DONE);
+
+	if (bpf_core_field_exists(sk->__sk_common.skc_flags))
+		flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
+	else
+		flags = BPF_CORE_READ((struct sock___flags_old *)sk, sk_flags);
+	if ((state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
+	     state == TCP_LAST_ACK) &&
+	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq) && acked > 0)
+		acked--;
+	if ((flags >> (done_bit & 63)) & 1 && rcvd > 0)
+		rcvd--;
+	*sent = acked > c->acked_base ? acked - c->acked_base : 0;
+	*received = rcvd > c->received_base ? rcvd - c->received_base : 0;
+}
+
+/* Adds what the socket carried since the last fold to its (cgroup, direction) counters. The caller
+ * holds the socket lock. */
+static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
+{
+	struct tcp_stats *s;
+	__u64 sent, received;
+
+	payload(sk, c, &sent, &received);
+	if (sent <= c->sent_folded && received <= c->received_folded)
+		return;
+	s = stats_slot(c->cgroup_id, c->direction);
+	if (!s)
+		return; /* counted as a stats map error; retried at the next fold */
+	if (sent > c->sent_folded) {
+		__sync_fetch_and_add(&s->sent_bytes, sent - c->sent_folded);
+		c->sent_folded = sent;
+	}
+	if (received > c->received_folded) {
+		__sync_fetch_and_add(&s->received_bytes, received - c->received_folded);
+		c->received_folded = received;
+	}
+}
+
+static __always_inline void track(const struct sock *sk, const struct tcp_conn_key *key, __u64 cgroup_id,
+				  __u8 direction)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	struct tcp_conn c = {
+		.cgroup_id = cgroup_id,
+		.start_ns = bpf_ktime_get_ns(),
+		.acked_base = BPF_CORE_READ(tp, bytes_acked),
+		.received_base = BPF_CORE_READ(tp, bytes_received),
+		.direction = direction,
+		.state = TCP_ESTABLISHED,
+	};
+
+	if (bpf_map_update_elem(&tcp_conns, key, &c, BPF_NOEXIST))
+		podsight_map_error(&map_errors, TCP_MAP_CONNS);
+}
+
+static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate)
+{
+	struct tcp_conn_key key = {};
+	struct tcp_stats *s;
+	struct tcp_conn *c;
+	__u64 cgroup_id;
+	__u8 direction;
+
+	if (!sk || !make_key(sk, &key))
+		return 0;
+
+	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
+		direction = oldstate == TCP_SYN_SENT ? TCP_DIR_OUTBOUND : TCP_DIR_INBOUND;
+		cgroup_id = sock_cgroup_id(sk);
+		track(sk, &key, cgroup_id, direction);
+		s = stats_slot(cgroup_id, direction);
+		if (s)
+			__sync_fetch_and_add(&s->opened, 1);
+		return 0;
+	}
+
+	if (newstate != TCP_CLOSE) {
+		c = bpf_map_lookup_elem(&tcp_conns, &key);
+		if (c)
+			c->state = newstate;
+		return 0;
+	}
+
+	if (oldstate == TCP_SYN_SENT) {
+		s = stats_slot(sock_cgroup_id(sk), TCP_DIR_OUTBOUND);
+		if (s)
+			__sync_fetch_and_add(&s->connect_failures, 1);
+		return 0;
+	}
+	if (oldstate == TCP_SYN_RECV || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN ||
+	    oldstate == TCP_NEW_SYN_RECV)
+		return 0;
+
+	c = bpf_map_lookup_elem(&tcp_conns, &key);
+	if (c) {
+		fold(sk, c);
+		s = stats_slot(c->cgroup_id, c->direction);
+		bpf_map_delete_elem(&tcp_conns, &key);
+	} else {
+		/* its entry could not be made (map full): the close still counts */
+		s = stats_slot(sock_cgroup_id(sk), TCP_DIR_UNKNOWN);
+	}
+	if (s)
+		__sync_fetch_and_add(&s->closed, 1);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tcp_state_tp_btf, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return on_state(sk, oldstate, newstate);
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int tcp_state_tracepoint(struct state_record *ctx)
+{
+	return on_state(ctx->skaddr, ctx->oldstate, ctx->newstate);
+}
+
+/* tcp_set_state() is where every TCP transition this family counts happens (inet_sk_set_state only
+ * covers LISTEN and the clone's SYN_RECV); the old state is still in the socket on entry. */
+SEC("fentry/tcp_set_state")
+int BPF_PROG(tcp_state_fentry, struct sock *sk, int state)
+{
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state);
+}
+
+SEC("kprobe/tcp_set_state")
+int BPF_KPROBE(tcp_state_kprobe, struct sock *sk, int state)
+{
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state);
+}
+
+/* The kernel's TcpRetransSegs adds tcp_skb_pcount(skb) per retransmission: count segments too. */
+static __always_inline int on_retransmit(const struct sock *sk, const struct sk_buff *skb)
+{
+	struct tcp_conn_key key = {};
+	const struct tcp_skb_cb *cb;
+	struct tcp_stats *s;
+	struct tcp_conn *c;
+	__u64 cgroup_id;
+	__u8 direction;
+	__u16 segs;
+
+	if (!sk || !skb || !make_key(sk, &key))
+		return 0;
+	cb = (const void *)skb + bpf_core_field_offset(struct sk_buff, cb);
+	segs = BPF_CORE_READ(cb, tcp_gso_segs);
+	c = bpf_map_lookup_elem(&tcp_conns, &key);
+	if (c) {
+		cgroup_id = c->cgroup_id;
+		direction = c->direction;
+	} else {
+		cgroup_id = sock_cgroup_id(sk);
+		direction = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT ? TCP_DIR_OUTBOUND :
+											 TCP_DIR_UNKNOWN;
+	}
+	s = stats_slot(cgroup_id, direction);
+	if (s)
+		__sync_fetch_and_add(&s->retransmits, segs ? segs : 1);
+	return 0;
+}
+
+static __always_inline bool retransmit_has_err(void)
+{
+	return bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb___err, err);
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int tcp_retransmit_tp_btf(__u64 *ctx)
+{
+	/* ctx: sk, skb[, err] */
+	if (retransmit_has_err() && (int)ctx[2] != 0)
+		return 0;
+	return on_retransmit((const struct sock *)ctx[0], (const struct sk_buff *)ctx[1]);
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_skb")
+int tcp_retransmit_tracepoint(struct retransmit_record *ctx)
+{
+	if (retransmit_has_err()) {
+		struct trace_event_raw_tcp_retransmit_skb___err *r = (void *)ctx;
+
+		if (r->err != 0)
+			return 0;
+	}
+	return on_retransmit(ctx->skaddr, ctx->skbaddr);
+}
+
+/* A SYN-ACK retransmitted from a listener's request socket: one segment, the listener's workload. */
+static __always_inline int on_synack(const struct sock *listener)
+{
+	struct tcp_stats *s;
+
+	if (!listener)
+		return 0;
+	s = stats_slot(sock_cgroup_id(listener), TCP_DIR_INBOUND);
+	if (s)
+		__sync_fetch_and_add(&s->retransmits, 1);
+	return 0;
+}
+
+SEC("tp_btf/tcp_retransmit_synack")
+int BPF_PROG(tcp_synack_tp_btf, const struct sock *sk, const struct request_sock *req)
+{
+	return on_synack(sk);
+}
+
+SEC("tracepoint/tcp/tcp_retransmit_synack")
+int tcp_synack_tracepoint(struct synack_record *ctx)
+{
+	return on_synack(ctx->skaddr);
+}
+
+/* Scrape-time walk of one network namespace's TCP sockets (the iterator sees the namespace of the
+ * thread that created it). Folds the payload of every open socket we track; adopts established
+ * sockets we do not know yet (open before the agent started) with their current bytes as baseline,
+ * so only bytes moved while the agent watches are counted. */
+SEC("iter/tcp")
+int tcp_iter(struct bpf_iter__tcp *ctx)
+{
+	struct sock_common *skc = ctx->sk_common;
+	struct tcp_conn_key key = {};
+	struct tcp_sock *tp;
+	struct tcp_conn *c;
+	const struct sock *sk;
+	__u8 state;
+
+	if (!skc)
+		return 0;
+	tp = bpf_skc_to_tcp_sock(skc);
+	if (!tp)
+		return 0; /* request and time-wait sockets: nothing to fold */
+	sk = (const struct sock *)tp;
+	state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state == TCP_LISTEN || state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE ||
+	    state == TCP_NEW_SYN_RECV)
+		return 0;
+	if (!make_key(sk, &key))
+		return 0;
+	c = bpf_map_lookup_elem(&tcp_conns, &key);
+	if (c) {
+		fold(sk, c);
+		return 0;
+	}
+	{
+		struct tcp_conn n = {
+			.cgroup_id = sock_cgroup_id(sk),
+			.start_ns = bpf_ktime_get_ns(),
+			.direction = TCP_DIR_UNKNOWN,
+			.state = state,
+		};
+		__u64 sent, received;
+
+		payload(sk, &n, &sent, &received);
+		n.acked_base = sent;
+		n.received_base = received;
+		if (bpf_map_update_elem(&tcp_conns, &key, &n, BPF_NOEXIST))
+			podsight_map_error(&map_errors, TCP_MAP_CONNS);
+	}
+	return 0;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -1,0 +1,59 @@
+// TCP traffic with exactly known payloads for integration tests: a server and a client child process,
+// each placed in its own cgroup and network namespace, that exchange fixed byte counts over M
+// connections, stop with every byte acknowledged, and close when told.
+#pragma once
+
+#include "integration/support/net.hpp"
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <string>
+
+namespace podsight::testing {
+
+struct TcpExchangeSpec {
+  std::string server_addr;  // IPv4 or IPv6 literal the server listens on and the client connects to
+  int port = 0;
+  int connections = 1;
+  std::size_t client_bytes = 0;  // sent by the client on each connection
+  std::size_t server_bytes = 0;  // sent back by the server on each connection, after it read the above
+  // Close with RST (SO_LINGER 0) on both sides instead of FIN: nothing is left to retransmit after close.
+  bool reset_on_close = false;
+};
+
+// Runs the exchange. The constructor returns once the server listens; wait_exchanged() once every
+// connection is established, every payload byte was read by the other side and acknowledged (both
+// send queues empty), so counters read now are final for the open connections.
+class TcpExchange {
+ public:
+  TcpExchange(const Placement& client, const Placement& server, TcpExchangeSpec spec);
+  ~TcpExchange();
+  TcpExchange(const TcpExchange&) = delete;
+  TcpExchange& operator=(const TcpExchange&) = delete;
+
+  // Fails the test (and returns false) if a side gave up.
+  bool wait_exchanged();
+  // Tells both sides to close every connection (client first, the server after it read EOF) and waits
+  // for both processes. Fails the test (and returns false) if a side did not exit cleanly.
+  bool close();
+
+ private:
+  TcpExchangeSpec spec_;
+  pid_t server_ = -1;
+  pid_t client_ = -1;
+  int server_events_ = -1;  // read end: one byte per step the server reached
+  int client_events_ = -1;
+  int server_cmd_ = -1;  // write end: one byte tells the side to close
+  int client_cmd_ = -1;
+};
+
+// One connect() from the calling process; returns 0 on success, else the errno (ECONNREFUSED for a
+// port nobody listens on).
+int tcp_connect_once(const std::string& addr, int port);
+
+// A counter of the kernel's TCP MIB (/proc/net/snmp "Tcp:" line, e.g. "RetransSegs") as seen from
+// network namespace `ns`.
+std::uint64_t tcp_mib(const NetNs& ns, const std::string& field);
+
+}  // namespace podsight::testing
