@@ -109,13 +109,25 @@ std::optional<std::string> CgroupPaths::path(std::uint64_t id) {
   return std::nullopt;
 }
 
-std::size_t CgroupPaths::forget_deleted() {
+bool CgroupPaths::alive_locked(std::uint64_t id, const std::string& rel) const {
+  struct stat st {};
+  const std::string abs = root_ + (rel == "/" ? "" : rel);
+  return ::stat(abs.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_ino) == id;
+}
+
+std::size_t CgroupPaths::forget_deleted(std::chrono::steady_clock::duration grace) {
   std::lock_guard lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
   std::size_t dropped = 0;
   for (auto it = paths_.begin(); it != paths_.end();) {
-    struct stat st {};
-    std::string abs = root_ + (it->second == "/" ? "" : it->second);
-    if (::stat(abs.c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_ino) != it->first) {
+    if (alive_locked(it->first, it->second)) {
+      gone_since_.erase(it->first);
+      ++it;
+      continue;
+    }
+    const auto since = gone_since_.try_emplace(it->first, now).first->second;
+    if (now - since >= grace) {
+      gone_since_.erase(it->first);
       it = paths_.erase(it);
       ++dropped;
     } else {
@@ -123,6 +135,15 @@ std::size_t CgroupPaths::forget_deleted() {
     }
   }
   return dropped;
+}
+
+bool CgroupPaths::exists(std::uint64_t id) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = paths_.find(id); it != paths_.end()) return alive_locked(id, it->second);
+  }
+  // Not cached: a lookup caches it if it exists (and cannot find a deleted one).
+  return path(id).has_value();
 }
 
 std::size_t CgroupPaths::cached() const {
