@@ -303,6 +303,9 @@ AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std
   nlohmann::json cfg = nlohmann::json::parse(extra_config_json);
   cfg["http"]["listen"] = "127.0.0.1:" + std::to_string(port_);
   if (!cfg.contains("log")) cfg["log"] = {{"level", "debug"}};
+  // Kubernetes metadata only where a test asks for it: a CI runner that is itself a pod must not make
+  // every other test's agent watch the runner's cluster.
+  if (!cfg.contains("kubernetes")) cfg["kubernetes"] = {{"source", "off"}};
   write_file(config_path_, cfg.dump(2));
 
   pid_ = ::fork();
