@@ -85,7 +85,8 @@ TEST(PodCgroup, HostilePathsAreNotPods) {
 
 TEST(PodCgroup, RandomMutationsNeverCrashAndNeverInventIds) {
   std::mt19937 rng(20240601);
-  const std::string alphabet = std::string("/-_.abcdefpodslicescope0123456789\xff\x80\n", 40);
+  static constexpr char kAlphabet[] = "/-_.abcdefpodslicescope0123456789\xff\x80\n";
+  const std::string alphabet(kAlphabet, sizeof kAlphabet - 1);
   for (int i = 0; i < 20000; ++i) {
     std::string p = kPodPath;
     const int edits = 1 + static_cast<int>(rng() % 4);
