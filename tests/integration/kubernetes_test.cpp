@@ -5,18 +5,15 @@
 // entries go away after the grace period (not before, and never losing their labels); the series
 // limit folds exactly the excess into the overflow series; an unreachable API leaves metrics served.
 //
-// To cover another workload family, run its traffic in PodCgroups::run_in() next to the execs and add
-// an expect_pod_series() line for its metric.
+// To cover another workload family, run its traffic in the pod's container cgroup (a TestCgroup:
+// Placement{&cg, &netns} works) next to the execs and add an expect_pod_series() line for its metric.
 #include "integration/support/harness.hpp"
 #include "support/kube_api.hpp"
 
 #include "bpf/maps.hpp"
 
 #include <bpf/bpf.h>
-#include <fcntl.h>
 #include <gtest/gtest.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
@@ -44,17 +41,19 @@ std::string uuid(const std::string& seed) {
          h.substr(20, 12);
 }
 
-// A kubelet-shaped cgroup tree under a unique --cgroup-root, removed (leaves first) on destruction.
+// A kubelet-shaped cgroup tree under a unique --cgroup-root: the parents are made here, each
+// container cgroup is a TestCgroup (so Placement{cgroup, netns} can put traffic in it too). Removed
+// leaves first on destruction.
 class PodCgroups {
  public:
   PodCgroups() : root_(cgroup2_root()), prefix_("psk" + random_suffix(6)) {}
   ~PodCgroups() {
-    for (auto it = made_.rbegin(); it != made_.rend(); ++it) remove(*it);
+    containers_.clear();
+    for (auto it = made_.rbegin(); it != made_.rend(); ++it) ::rmdir((root_ + *it).c_str());
   }
 
-  // Creates the container cgroup of `pod` the way the driver names it; returns its path relative to
-  // the cgroup2 root.
-  std::string container(const TestPod& pod, const std::string& container_id, const std::string& driver,
+  // The container cgroup of `pod`, named the way the cgroup driver names it.
+  TestCgroup& container(const TestPod& pod, const std::string& container_id, const std::string& driver,
                         const std::string& qos) {
     std::vector<std::string> parts;
     if (driver == "systemd") {
@@ -76,53 +75,28 @@ class PodCgroups {
       parts.push_back((pod.runtime == "cri-o" ? "crio-" : "") + container_id);
     }
     std::string rel;
-    for (const auto& p : parts) {
-      rel += "/" + p;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      rel += "/" + parts[i];
       if (::mkdir((root_ + rel).c_str(), 0755) == 0) {
         made_.push_back(rel);
       } else if (errno != EEXIST) {
         throw std::runtime_error("mkdir " + root_ + rel + ": " + std::strerror(errno));
       }
     }
-    return rel;
+    containers_.push_back(TestCgroup::at(rel + "/" + parts.back()));
+    return *containers_.back();
   }
 
-  // Runs argv in the cgroup (relative path) to completion; returns the exit code.
-  int run_in(const std::string& rel, const std::vector<std::string>& argv) {
-    const std::string procs = root_ + rel + "/cgroup.procs";
-    pid_t pid = ::fork();
-    if (pid == 0) {
-      int fd = ::open(procs.c_str(), O_WRONLY);
-      if (fd < 0 || ::write(fd, "0", 1) != 1) ::_exit(126);
-      ::close(fd);
-      std::vector<char*> args;
-      for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-      args.push_back(nullptr);
-      ::execv(args[0], args.data());
-      ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  // rmdir of the container cgroup (and nothing else), as kubelet does when a container is removed.
-  void remove(const std::string& rel) {
-    for (int i = 0; i < 100 && ::rmdir((root_ + rel).c_str()) != 0 && errno == EBUSY; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-  }
-
-  [[nodiscard]] std::uint64_t id(const std::string& rel) const {
-    struct stat st {};
-    ::stat((root_ + rel).c_str(), &st);
-    return st.st_ino;
+  // The container ends: its cgroup goes (after its processes), as kubelet removes it.
+  void remove(const TestCgroup& cg) {
+    std::erase_if(containers_, [&](const auto& c) { return c.get() == &cg; });
   }
 
  private:
   std::string root_;
   std::string prefix_;
   std::vector<std::string> made_;
+  std::vector<std::unique_ptr<TestCgroup>> containers_;
 };
 
 // Whether the map `name` the agent holds has an entry for `cgroup_id` (the u64 at the key's start).
@@ -280,9 +254,9 @@ TEST_F(Kubernetes, ExecMetricsCarryPodLabelsAndGoAwayAfterTheGracePeriod) {
   TestPod c{"kube-system", "dns-" + s, uuid("c" + s), "node-e2e", {{"coredns", hex_id("c-coredns" + s)}}};
   c.runtime = "cri-o";
   PodCgroups cgroups;
-  const std::string cg_a = cgroups.container(a, a.containers[0].second, "cgroupfs", "burstable");
-  const std::string cg_b = cgroups.container(b, b.containers[0].second, "systemd", "besteffort");
-  const std::string cg_c = cgroups.container(c, c.containers[0].second, "cgroupfs", "guaranteed");
+  TestCgroup& cg_a = cgroups.container(a, a.containers[0].second, "cgroupfs", "burstable");
+  TestCgroup& cg_b = cgroups.container(b, b.containers[0].second, "systemd", "besteffort");
+  TestCgroup& cg_c = cgroups.container(c, c.containers[0].second, "cgroupfs", "guaranteed");
   for (const auto& p : {a, b, c}) api_->upsert(pod_json(p));
 
   AgentProcess agent(in_cluster_config());
@@ -291,9 +265,9 @@ TEST_F(Kubernetes, ExecMetricsCarryPodLabelsAndGoAwayAfterTheGracePeriod) {
 
   const std::string comm_a = "pka" + random_suffix(8), comm_b = "pkb" + random_suffix(8),
                     comm_c = "pkc" + random_suffix(8);
-  for (int i = 0; i < 7; ++i) ASSERT_EQ(cgroups.run_in(cg_a, {binary(comm_a)}), 0);
-  for (int i = 0; i < 5; ++i) ASSERT_EQ(cgroups.run_in(cg_b, {binary(comm_b)}), 0);
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(cgroups.run_in(cg_c, {binary(comm_c)}), 0);
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(cg_a.run({binary(comm_a)}), 0);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(cg_b.run({binary(comm_b)}), 0);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(cg_c.run({binary(comm_c)}), 0);
 
   const std::string text = agent.get("/metrics").body;
   Scrape scrape(text);
@@ -322,7 +296,8 @@ TEST_F(Kubernetes, ExecMetricsCarryPodLabelsAndGoAwayAfterTheGracePeriod) {
   EXPECT_EQ(ready["kubernetes"]["pods"], 3);
 
   // b's container ends: kubelet removes its cgroup, then the pod object goes.
-  const std::uint64_t b_id = cgroups.id(cg_b);
+  const std::uint64_t b_id = cg_b.id();
+  const std::uint64_t a_id = cg_a.id();
   ASSERT_TRUE(agent_map_has_cgroup(agent.pid(), "exec_counts", b_id));
   const auto removed = std::chrono::steady_clock::now();
   cgroups.remove(cg_b);
@@ -347,7 +322,7 @@ TEST_F(Kubernetes, ExecMetricsCarryPodLabelsAndGoAwayAfterTheGracePeriod) {
     expect_pod_series(now, "podsight_process_execs_total", {{"comm", comm_a}}, a, "nginx", 7);
   }
   EXPECT_FALSE(agent_map_has_cgroup(agent.pid(), "exec_counts", b_id));
-  EXPECT_TRUE(agent_map_has_cgroup(agent.pid(), "exec_counts", cgroups.id(cg_a)));
+  EXPECT_TRUE(agent_map_has_cgroup(agent.pid(), "exec_counts", a_id));
   ASSERT_TRUE(eventually([&] {
     return !agent.scrape().value("podsight_pod_info", {{"pod", b.name}}).has_value();
   }));
@@ -362,7 +337,7 @@ TEST_F(Kubernetes, KubeconfigAndAnUnreachableApiServer) {
   const std::string s = random_suffix(4);
   TestPod p{"shop", "cart-" + s, uuid("p" + s), "node-e2e", {{"cart", hex_id("p-cart" + s)}}};
   PodCgroups cgroups;
-  const std::string cg = cgroups.container(p, p.containers[0].second, "systemd", "guaranteed");
+  TestCgroup& cg = cgroups.container(p, p.containers[0].second, "systemd", "guaranteed");
   api_->upsert(pod_json(p));
   const std::string comm = "pkk" + random_suffix(8);
 
@@ -381,11 +356,11 @@ TEST_F(Kubernetes, KubeconfigAndAnUnreachableApiServer) {
     EXPECT_EQ(doc["status"], "degraded");
     EXPECT_EQ(doc["kubernetes"]["state"], "connecting");
     EXPECT_NE(doc["kubernetes"]["error"].get<std::string>().find("connect"), std::string::npos);
-    ASSERT_EQ(cgroups.run_in(cg, {binary(comm)}), 0);
+    ASSERT_EQ(cg.run({binary(comm)}), 0);
     Scrape scrape = agent.scrape();
     auto series = one_series(scrape, "podsight_process_execs_total", {{"comm", comm}});
     ASSERT_TRUE(series.has_value());
-    EXPECT_EQ(series->labels.at("cgroup"), cg);
+    EXPECT_EQ(series->labels.at("cgroup"), cg.relative());
     EXPECT_EQ(series->labels.at("pod"), "");
     EXPECT_EQ(series->value, 1);
     EXPECT_EQ(scrape.value("podsight_kubernetes_sync_state", {{"state", "connecting"}}), 1);
@@ -399,7 +374,7 @@ TEST_F(Kubernetes, KubeconfigAndAnUnreachableApiServer) {
     return agent.scrape().value("podsight_kubernetes_errors_total", {{"reason", "http"}}).value_or(0) >= 2;
   }));
   EXPECT_EQ(nlohmann::json::parse(agent.get("/readyz").body)["status"], "degraded");
-  for (int i = 0; i < 4; ++i) ASSERT_EQ(cgroups.run_in(cg, {binary(comm)}), 0);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(cg.run({binary(comm)}), 0);
   api_->fail_next(0, 0);
   ASSERT_TRUE(eventually([&] { return synced(agent); }));
   expect_pod_series(agent.scrape(), "podsight_process_execs_total", {{"comm", comm}}, p, "cart", 4);
@@ -411,11 +386,12 @@ TEST_F(Kubernetes, SeriesLimitFoldsExactlyTheExcess) {
   const std::string s = random_suffix(4);
   std::vector<TestPod> pods;
   PodCgroups cgroups;
-  std::vector<std::string> cgs;
+  std::vector<TestCgroup*> cgs;
   for (int i = 0; i < 3; ++i) {
     const std::string n = std::to_string(i);
     pods.push_back({"shop", "w" + n + "-" + s, uuid(n + s), "node-e2e", {{"app", hex_id(n + "-app" + s)}}});
-    cgs.push_back(cgroups.container(pods.back(), pods.back().containers[0].second, "cgroupfs", "besteffort"));
+    cgs.push_back(
+        &cgroups.container(pods.back(), pods.back().containers[0].second, "cgroupfs", "besteffort"));
     api_->upsert(pod_json(pods.back()));
   }
   // comm and cgroup blanked: every process outside our pods is one series, each pod container one.
@@ -435,7 +411,7 @@ TEST_F(Kubernetes, SeriesLimitFoldsExactlyTheExcess) {
 
   const std::vector<int> runs = {3, 5, 7};
   for (std::size_t i = 0; i < pods.size(); ++i) {
-    for (int r = 0; r < runs[i]; ++r) ASSERT_EQ(cgroups.run_in(cgs[i], {"/bin/true"}), 0);
+    for (int r = 0; r < runs[i]; ++r) ASSERT_EQ(cgs[i]->run({"/bin/true"}), 0);
   }
   auto check = [&](const Scrape& sc, const std::vector<int>& counts) -> std::string {
     // Exactly two own series: the host's and one pod's; the other two pods' counts in the overflow.
@@ -470,7 +446,7 @@ TEST_F(Kubernetes, SeriesLimitFoldsExactlyTheExcess) {
   const std::string admitted = check(agent.scrape(), runs);
   EXPECT_FALSE(admitted.empty());
   // More of the same: the same pod keeps its place, the others keep counting in the overflow.
-  for (std::size_t i = 0; i < pods.size(); ++i) ASSERT_EQ(cgroups.run_in(cgs[i], {"/bin/true"}), 0);
+  for (std::size_t i = 0; i < pods.size(); ++i) ASSERT_EQ(cgs[i]->run({"/bin/true"}), 0);
   EXPECT_EQ(check(agent.scrape(), {4, 6, 8}), admitted);
 }
 

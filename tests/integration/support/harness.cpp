@@ -388,6 +388,16 @@ TestCgroup::TestCgroup(const std::string& name_prefix) {
   if (::mkdir(abs_.c_str(), 0755) != 0) throw std::runtime_error("mkdir " + abs_ + ": " + std::strerror(errno));
 }
 
+TestCgroup::TestCgroup(AtPath, const std::string& relative)
+    : abs_(cgroup2_root() + relative), rel_(relative) {
+  if (::mkdir(abs_.c_str(), 0755) != 0)
+    throw std::runtime_error("mkdir " + abs_ + ": " + std::strerror(errno));
+}
+
+std::unique_ptr<TestCgroup> TestCgroup::at(const std::string& relative) {
+  return std::unique_ptr<TestCgroup>(new TestCgroup(AtPath{}, relative));
+}
+
 TestCgroup::~TestCgroup() {
   // Children were waited for; a lingering one is killed so that rmdir can succeed.
   for (int attempt = 0; attempt < 50; ++attempt) {
