@@ -35,10 +35,10 @@ Result<std::uint64_t> CgroupPaths::id_of(const std::string& absolute_path) {
   return static_cast<std::uint64_t>(st.st_ino);
 }
 
-std::optional<std::string> CgroupPaths::by_handle(std::uint64_t id) {
-  if (!handles_work_) return std::nullopt;
+int CgroupPaths::open_by_id(std::uint64_t id) {
+  if (!handles_work_) return -EOPNOTSUPP;
   int mount_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (mount_fd < 0) return std::nullopt;
+  if (mount_fd < 0) return -errno;
   alignas(file_handle) unsigned char buf[sizeof(file_handle) + sizeof(std::uint64_t)];
   auto* fh = reinterpret_cast<file_handle*>(buf);
   fh->handle_bytes = sizeof(std::uint64_t);
@@ -47,11 +47,18 @@ std::optional<std::string> CgroupPaths::by_handle(std::uint64_t id) {
   int fd = ::open_by_handle_at(mount_fd, fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int err = errno;
   ::close(mount_fd);
-  if (fd < 0) {
-    // EPERM: no CAP_DAC_READ_SEARCH (e.g. the chart's least-privilege set) -> walk instead, for good.
-    if (err == EPERM || err == EOPNOTSUPP || err == EINVAL) handles_work_ = false;
-    return std::nullopt;
+  if (fd >= 0) {
+    handles_proven_ = true;
+    return fd;
   }
+  // EPERM: no CAP_DAC_READ_SEARCH (e.g. the chart's least-privilege set) -> walk instead, for good.
+  if (err == EPERM || err == EOPNOTSUPP || err == EINVAL) handles_work_ = false;
+  return -err;
+}
+
+std::optional<std::string> CgroupPaths::by_handle(std::uint64_t id) {
+  const int fd = open_by_id(id);
+  if (fd < 0) return std::nullopt;
   char link[64];
   std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   std::string target(PATH_MAX, '\0');
@@ -138,12 +145,18 @@ std::size_t CgroupPaths::forget_deleted(std::chrono::steady_clock::duration grac
 }
 
 bool CgroupPaths::exists(std::uint64_t id) {
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = paths_.find(id); it != paths_.end()) return alive_locked(id, it->second);
+  std::lock_guard lock(mu_);
+  if (auto it = paths_.find(id); it != paths_.end()) return alive_locked(id, it->second);
+  const int fd = open_by_id(id);
+  if (fd >= 0) {
+    ::close(fd);
+    return true;  // it exists, even where it is not under our root (a cgroup namespace)
   }
-  // Not cached: a lookup caches it if it exists (and cannot find a deleted one).
-  return path(id).has_value();
+  // ESTALE from a file system that has resolved ids before: no cgroup has this id.
+  if (handles_work_ && handles_proven_) return false;
+  // Without file handles a walk (at most one per rescan interval) is the only way to know.
+  if (!walked_ || std::chrono::steady_clock::now() - last_walk_ >= rescan_interval_) walk_locked();
+  return paths_.count(id) != 0;
 }
 
 std::size_t CgroupPaths::cached() const {

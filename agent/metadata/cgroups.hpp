@@ -44,6 +44,7 @@ class CgroupPaths {
   [[nodiscard]] std::uint64_t walks() const;
 
  private:
+  int open_by_id(std::uint64_t id);  // fd of the cgroup's directory, or -errno
   std::optional<std::string> by_handle(std::uint64_t id);
   void walk_locked();
 
@@ -58,6 +59,7 @@ class CgroupPaths {
   bool walked_ = false;
   std::uint64_t walks_ = 0;
   bool handles_work_ = true;
+  bool handles_proven_ = false;  // a lookup by handle has succeeded: its ESTALE means "no such id"
 };
 
 }  // namespace podsight::metadata
