@@ -109,10 +109,9 @@ void Kubernetes::collect_self(std::vector<prometheus::MetricFamily>& out) const 
   single("podsight_kubernetes_watch_events_total",
          "Watch events applied (added, modified, deleted, bookmarks).", MetricType::Counter,
          static_cast<double>(watcher_->events()));
-  single(
-      "podsight_kubernetes_last_sync_timestamp_seconds",
-      "When the pod cache was last known in sync: a list completed or a watch was established (Unix time).",
-      MetricType::Gauge, static_cast<double>(watcher_->status().last_sync_unix));
+  single("podsight_kubernetes_last_sync_timestamp_seconds",
+         "When the pod cache was last known in sync: a list, a watch start or a watch event (Unix time).",
+         MetricType::Gauge, static_cast<double>(watcher_->status().last_sync_unix));
   metrics::FamilyBuilder errors("podsight_kubernetes_errors_total",
                                 "Failed Kubernetes API requests and rejected data, by reason.",
                                 MetricType::Counter, {"reason"});

@@ -321,6 +321,11 @@ PodWatcher::Attempt PodWatcher::watch(std::string& resource_version, std::uint64
         return false;
     }
     if (!ev->resource_version.empty()) resource_version = ev->resource_version;
+    {
+      // Every event, bookmarks included, proves the cache current as of now.
+      std::lock_guard lock(mu_);
+      status_.last_sync_unix = unix_now();
+    }
     return true;
   };
   auto outcome = https_get(

@@ -74,7 +74,7 @@ class PodWatcher {
   struct Status {
     SyncState state = SyncState::kConnecting;
     std::string error;                // the last failure, cleared by the next success
-    std::int64_t last_sync_unix = 0;  // when a list completed or a watch was established
+    std::int64_t last_sync_unix = 0;  // the last list, watch start or watch event (Unix time)
   };
   [[nodiscard]] Status status() const;
   [[nodiscard]] const ApiServer& api() const { return api_; }
