@@ -5,6 +5,7 @@
 
 #include <charconv>
 #include <functional>
+#include <string_view>
 
 namespace podsight::metrics {
 namespace {
@@ -33,6 +34,18 @@ std::string series_key(const prometheus::ClientMetric& m) {
     }
   }
   return key;
+}
+
+// 64-bit identity of a label set for admission, without building a string: each name and value is
+// hashed on its own (so no value can pose as a boundary) and the hashes are chained.
+std::uint64_t series_hash(const prometheus::ClientMetric& m) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const auto& l : m.label) {
+    for (const std::string* s : {&l.name, &l.value}) {
+      h ^= std::hash<std::string_view>{}(*s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    }
+  }
+  return h;
 }
 
 // Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
@@ -100,7 +113,7 @@ void SeriesBudget::apply(prometheus::MetricFamily& family, bool complete) {
   std::unordered_set<std::uint64_t> present;
   present.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    keys[i] = std::hash<std::string>{}(series_key(family.metric[i]));
+    keys[i] = series_hash(family.metric[i]);
     present.insert(keys[i]);
   }
   if (complete) {
