@@ -74,6 +74,7 @@ int main(int argc, char** argv) {
   if (cl->check) return agent.check(std::cout);
 
   agent.start_programs();
+  agent.start_background();
   if (auto st = agent.start_http(); !st) {
     log::error("cannot serve HTTP", {{"error", st.error().message()}});
     agent.stop();

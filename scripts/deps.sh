@@ -7,6 +7,8 @@ packages=(
   cmake g++ make pkg-config clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
   prometheus-cpp-dev libcpp-httplib-dev libssl-dev nlohmann-json3-dev libspdlog-dev
   libgtest-dev libgmock-dev googletest
+  # Kubernetes metadata: kubeconfig files (YAML); the openssl CLI makes the test API server's certificates
+  libyaml-cpp-dev openssl
   # tests against real outside programs
   prometheus iproute2 iputils-ping netcat-openbsd procps libcap2-bin util-linux python3
   iptables  # tcp tests: drop rule inside a test namespace to force retransmissions

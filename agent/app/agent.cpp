@@ -7,12 +7,15 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iomanip>
 
 namespace podsight::app {
@@ -42,13 +45,36 @@ const char* kLandingPage = R"(<!doctype html>
 Agent::Agent(config::Config cfg) : cfg_(std::move(cfg)), registry_(std::make_shared<prometheus::Registry>()) {
   std::string root = cfg_.cgroup_root.empty() ? features_.mounts().cgroup2 : cfg_.cgroup_root;
   cgroups_ = std::make_unique<metadata::CgroupPaths>(root);
-  workloads_ = std::make_unique<metadata::WorkloadResolver>(*cgroups_);
+  pods_ = std::make_unique<metadata::PodStore>(static_cast<std::size_t>(cfg_.kubernetes.max_pods));
+  setup_kubernetes();
+  workloads_ = std::make_unique<metadata::WorkloadResolver>(*cgroups_, pods_.get());
   std::vector<const programs::Family*> fams;
   for (auto& part : make_families(cfg_, *workloads_)) {
     fams.push_back(part.program.get());
     families_.push_back(std::move(part.program));
     collectors_.push_back(std::move(part.collector));
   }
+  {
+    auto k = std::make_unique<collectors::Kubernetes>(*pods_, watcher_.get(), kube_state_,
+                                                      cfg_.kubernetes.pod_labels);
+    kube_collector_ = k.get();
+    collectors_.push_back(std::move(k));
+  }
+  metrics::BudgetOptions budget;
+  budget.max_series = static_cast<std::size_t>(cfg_.cardinality.max_series);
+  for (const auto& [family, limit] : cfg_.cardinality.family_max_series) {
+    budget.family_max_series[family] = static_cast<std::size_t>(limit);
+  }
+  budget.drop_labels.insert(cfg_.cardinality.drop_labels.begin(), cfg_.cardinality.drop_labels.end());
+  for (const auto& [label, bytes] : cfg_.cardinality.label_max_bytes) {
+    budget.label_max_bytes[label] = static_cast<std::size_t>(bytes);
+  }
+  budget_ = std::make_unique<metrics::SeriesBudget>(std::move(budget));
+  metadata::GcOptions gc;
+  gc.grace = std::chrono::seconds(cfg_.gc.grace_period_seconds);
+  gc.interval = std::chrono::seconds(cfg_.gc.interval_seconds);
+  gc.max_deletes_per_pass = static_cast<std::size_t>(cfg_.gc.max_deletes_per_pass);
+  gc_ = std::make_unique<metadata::GarbageCollector>(gc, fams, *cgroups_, pods_.get());
   http_requests_ = &prometheus::BuildCounter()
                         .Name("podsight_http_requests_total")
                         .Help("HTTP requests answered by the agent, by route and status code.")
@@ -65,6 +91,59 @@ Agent::Agent(config::Config cfg) : cfg_(std::move(cfg)), registry_(std::make_sha
 }
 
 Agent::~Agent() { stop(); }
+
+void Agent::setup_kubernetes() {
+  const auto& k = cfg_.kubernetes;
+  std::string source = k.source;
+  if (source == "auto") {
+    const char* host = std::getenv("KUBERNETES_SERVICE_HOST");
+    if (host != nullptr && *host != '\0') {
+      source = "in_cluster";
+    } else if (!k.kubeconfig.empty()) {
+      source = "kubeconfig";
+    } else {
+      log::info(
+          "Kubernetes metadata off: not in a pod (KUBERNETES_SERVICE_HOST unset) and no "
+          "kubernetes.kubeconfig");
+      return;
+    }
+  }
+  if (source == "off") return;
+  auto api = source == "in_cluster" ? metadata::in_cluster({k.token_file, k.ca_file},
+                                                           [](const char* n) { return std::getenv(n); })
+                                    : metadata::from_kubeconfig(k.kubeconfig, k.context);
+  std::string node = k.node_name;
+  if (node.empty()) {
+    const char* env = std::getenv("NODE_NAME");
+    if (env != nullptr) node = env;
+  }
+  if (node.empty()) {
+    // kubelet's default node name is the host name, lower-cased; set NODE_NAME from the downward API
+    // (spec.nodeName) where the two differ.
+    char host[256] = {};
+    if (::gethostname(host, sizeof host - 1) == 0) node = host;
+    std::transform(node.begin(), node.end(), node.begin(), [](unsigned char c) { return std::tolower(c); });
+    log::warn("NODE_NAME not set: using the host name as the node name", {{"node", node}});
+  }
+  if (!api || node.empty()) {
+    kube_state_ = metadata::SyncState::kFailed;
+    kube_error_ = !api ? api.error().message() : "no node name (kubernetes.node_name, NODE_NAME, host name)";
+    log::error("Kubernetes metadata configuration failed", {{"error", kube_error_}});
+    return;
+  }
+  metadata::WatchOptions opts;
+  opts.node_name = node;
+  opts.labels.names = k.pod_labels;
+  opts.page_size = static_cast<std::size_t>(k.list_page_size);
+  opts.max_response_bytes = static_cast<std::size_t>(k.max_response_bytes);
+  opts.request_timeout = std::chrono::seconds(k.request_timeout_seconds);
+  watcher_ = std::make_unique<metadata::PodWatcher>(std::move(*api), std::move(opts), *pods_);
+}
+
+void Agent::start_background() {
+  if (watcher_) watcher_->start();
+  gc_->start();
+}
 
 void Agent::enable_bpf_stats() {
   if (!cfg_.bpf_stats || stats_fd_) return;
@@ -120,6 +199,8 @@ Status Agent::start_http() {
 void Agent::stop() {
   if (stopped_.exchange(true)) return;
   if (http_) http_->stop();
+  gc_->stop();  // before the families: it walks their maps
+  if (watcher_) watcher_->stop();
   for (auto& f : families_) f->stop();
   stats_fd_.reset();
 }
@@ -135,6 +216,7 @@ std::string Agent::scrape(metrics::Format format) {
     const auto t0 = std::chrono::steady_clock::now();
     collectors::ScrapeContext ctx;
     for (auto& c : collectors_) {
+      const std::size_t first = families.size();
       bool ok = false;
       try {
         ok = c->collect(ctx, families);
@@ -142,9 +224,15 @@ std::string Agent::scrape(metrics::Format format) {
         log::error("collector threw", {{"collector", std::string(c->name())}, {"error", e.what()}});
       }
       if (!ok) scrape_errors_->Add({{"collector", std::string(c->name())}}).Increment();
+      // Every family a collector makes is under the series budget; a collector that could not read
+      // everything releases nothing (its missing series may still exist).
+      for (std::size_t i = first; i < families.size(); ++i) budget_->apply(families[i], ok);
     }
     ctx.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     if (!self_->collect(ctx, families)) scrape_errors_->Add({{"collector", "self"}}).Increment();
+    budget_->collect(families);
+    kube_collector_->collect_self(families);
+    gc_->collect(families);
   }
   std::string out;
   metrics::encode(families, format, out);
@@ -166,20 +254,41 @@ Readiness Agent::readiness() const {
                     {"variant", st.variant},
                     {"error", st.error}});
   }
+  const auto kube = kube_collector_->state();
   std::string status = "ready";
   int code = 200;
   if (!programs_started_ || stopped_) {
     status = "not_ready";
     code = 503;
-  } else if (any_failed || !any_up) {
-    // A family the config asked for is not working: hold a rolling update here rather than spread it.
+  } else if (any_failed || !any_up || kube == metadata::SyncState::kFailed) {
+    // A family the config asked for is not working, or Kubernetes metadata cannot work as configured:
+    // hold a rolling update here rather than spread it.
     status = "not_ready";
     code = 503;
-  } else if (any_degraded) {
+  } else if (any_degraded || kube == metadata::SyncState::kConnecting ||
+             kube == metadata::SyncState::kStale) {
+    // An unreachable or slow API server is the cluster's problem, not this node's: metrics are served
+    // with the labels we know, and every agent of the DaemonSet going unready would help nobody.
     status = "degraded";
   }
-  nlohmann::json body{{"status", status}, {"families", fams}};
+  nlohmann::json body{{"status", status}, {"families", fams}, {"kubernetes", kubernetes_readiness()}};
   return {code, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
+}
+
+nlohmann::json Agent::kubernetes_readiness() const {
+  nlohmann::json k{{"state", std::string(metadata::to_string(kube_collector_->state()))}};
+  if (!watcher_) {
+    k["error"] = kube_error_;
+    return k;
+  }
+  const auto st = watcher_->status();
+  k["source"] = watcher_->api().source;
+  k["api_server"] = watcher_->api().url();
+  k["node"] = watcher_->options().node_name;
+  k["pods"] = pods_->live();
+  k["last_sync_unix"] = st.last_sync_unix;
+  k["error"] = st.error;
+  return k;
 }
 
 int Agent::check(std::ostream& out) {
@@ -204,6 +313,16 @@ int Agent::check(std::ostream& out) {
   rows.push_back({"memlock", true,
                   features_.memcg_accounting() ? "BPF memory charged to the cgroup (kernel >= 5.11)"
                                                : "RLIMIT_MEMLOCK applies (kernel < 5.11)"});
+  if (watcher_) {
+    auto pods = watcher_->list_once();
+    rows.push_back({"kubernetes", pods.ok(),
+                    pods ? std::to_string(*pods) + " pods on node " + watcher_->options().node_name +
+                               " from " + watcher_->api().url()
+                         : pods.error().message()});
+  } else {
+    rows.push_back({"kubernetes", kube_state_ != metadata::SyncState::kFailed,
+                    kube_state_ == metadata::SyncState::kFailed ? kube_error_ : "off"});
+  }
   start_programs();
   for (const auto& f : families_) {
     auto st = f->status();

@@ -5,17 +5,23 @@
 #include "bpf/handles.hpp"
 #include "bpf/probe.hpp"
 #include "collectors/collector.hpp"
+#include "collectors/kubernetes.hpp"
 #include "collectors/self.hpp"
 #include "config/config.hpp"
 #include "http/server.hpp"
 #include "metadata/cgroups.hpp"
+#include "metadata/gc.hpp"
+#include "metadata/kube_watch.hpp"
+#include "metadata/pods.hpp"
 #include "metadata/workload.hpp"
 #include "metrics/exposition.hpp"
+#include "metrics/series_budget.hpp"
 #include "programs/program.hpp"
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
 #include <prometheus/registry.h>
+#include <nlohmann/json.hpp>
 
 #include <atomic>
 #include <memory>
@@ -40,8 +46,11 @@ class Agent {
 
   // Loads and attaches every enabled family. One failing never stops the others.
   void start_programs();
+  // The Kubernetes pod watch and the garbage collector (background threads). After start_programs().
+  void start_background();
   Status start_http();
-  // HTTP first (no scrape sees half-torn-down maps), then every family. Idempotent.
+  // HTTP first (no scrape sees half-torn-down maps), then the background threads, then every family.
+  // Idempotent.
   void stop();
 
   std::string scrape(metrics::Format format);
@@ -54,10 +63,16 @@ class Agent {
 
  private:
   void enable_bpf_stats();
+  void setup_kubernetes();
+  [[nodiscard]] nlohmann::json kubernetes_readiness() const;
 
   config::Config cfg_;
   bpf::Features features_;
   std::unique_ptr<metadata::CgroupPaths> cgroups_;
+  std::unique_ptr<metadata::PodStore> pods_;
+  std::unique_ptr<metadata::PodWatcher> watcher_;  // null when Kubernetes metadata is off or failed
+  metadata::SyncState kube_state_ = metadata::SyncState::kDisabled;  // when there is no watcher
+  std::string kube_error_;  // why the Kubernetes configuration failed
   std::unique_ptr<metadata::WorkloadResolver> workloads_;
   std::vector<std::unique_ptr<programs::Family>> families_;
   std::vector<std::unique_ptr<collectors::Collector>> collectors_;
@@ -65,6 +80,9 @@ class Agent {
   prometheus::Family<prometheus::Counter>* http_requests_ = nullptr;
   prometheus::Family<prometheus::Counter>* scrape_errors_ = nullptr;
   std::unique_ptr<collectors::Self> self_;
+  collectors::Kubernetes* kube_collector_ = nullptr;  // owned by collectors_
+  std::unique_ptr<metrics::SeriesBudget> budget_;
+  std::unique_ptr<metadata::GarbageCollector> gc_;
   std::unique_ptr<http::Server> http_;
   std::mutex scrape_mu_;
   bpf::UniqueFd stats_fd_;

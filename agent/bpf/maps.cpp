@@ -131,20 +131,29 @@ Result<std::vector<std::uint64_t>> read_percpu_u64_array(int map_fd, std::uint32
   return sums;
 }
 
-Result<std::size_t> count_entries(int map_fd, std::uint32_t key_size, const std::string& map_name) {
+Result<std::size_t> for_each_key(int map_fd, std::uint32_t key_size,
+                                 const std::function<void(const void* key)>& visit,
+                                 const std::string& map_name, std::size_t max_keys) {
   std::vector<unsigned char> key(key_size);
   std::vector<unsigned char> next(key_size);
   std::size_t n = 0;
   bool first = true;
-  for (;;) {
+  while (n < max_keys) {
     if (bpf_map_get_next_key(map_fd, first ? nullptr : key.data(), next.data()) != 0) {
       if (errno == ENOENT) return n;
       return errno_error("BPF_MAP_GET_NEXT_KEY", map_name);
     }
     first = false;
     key.swap(next);
+    visit(key.data());
     ++n;
   }
+  return n;
+}
+
+Result<std::size_t> count_entries(int map_fd, std::uint32_t key_size, const std::string& map_name) {
+  return for_each_key(
+      map_fd, key_size, [](const void*) {}, map_name);
 }
 
 }  // namespace podsight::bpf

@@ -67,7 +67,12 @@ Result<std::size_t> for_each_percpu_sum(int map_fd, int ncpus, const std::string
 Result<std::vector<std::uint64_t>> read_percpu_u64_array(int map_fd, std::uint32_t entries, int ncpus,
                                                          const std::string& map_name);
 
-// Visits keys only (for counting entries of maps no collector walks).
+// Visits keys only (for counting entries of maps no collector walks, and for garbage collection).
+// Keys must not be deleted from inside `visit`: collect them and delete after the walk. The walk stops
+// after `max_keys` keys (a key evicted under the cursor restarts the kernel's iteration).
+Result<std::size_t> for_each_key(int map_fd, std::uint32_t key_size,
+                                 const std::function<void(const void* key)>& visit,
+                                 const std::string& map_name, std::size_t max_keys = SIZE_MAX);
 Result<std::size_t> count_entries(int map_fd, std::uint32_t key_size, const std::string& map_name);
 
 }  // namespace podsight::bpf

@@ -4,6 +4,8 @@
 #include "config/reader.hpp"
 #include "net/interfaces.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 
@@ -80,6 +82,66 @@ void read_programs(ObjectReader r, ProgramsConfig& p) {
   r.reject_unknown();
 }
 
+bool is_label_name(std::string_view s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(),
+                     [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; });
+}
+
+bool is_metric_name(std::string_view s) {
+  if (s.empty() || std::isdigit(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == ':';
+  });
+}
+
+void read_kubernetes(ObjectReader r, KubernetesConfig& k) {
+  r.choice("source", {"auto", "in_cluster", "kubeconfig", "off"}, k.source);
+  r.string("kubeconfig", k.kubeconfig);
+  r.string("context", k.context);
+  r.string("node_name", k.node_name);
+  r.string("token_file", k.token_file);
+  r.string("ca_file", k.ca_file);
+  r.string_list("pod_labels", k.pod_labels);
+  r.integer("request_timeout_seconds", 1, 600, k.request_timeout_seconds);
+  r.integer("list_page_size", 1, 10000, k.list_page_size);
+  r.integer("max_response_bytes", 1 << 16, std::int64_t{1} << 30, k.max_response_bytes);
+  r.integer("max_pods", 1, 1000000, k.max_pods);
+  r.reject_unknown();
+  if (k.source == "kubeconfig" && k.kubeconfig.empty())
+    r.fail("kubeconfig", "is required when source is kubeconfig");
+  for (const auto& l : k.pod_labels) {
+    // A label key: [prefix/]name, prefix a DNS subdomain (<= 253), name <= 63.
+    if (l.empty() || l.size() > 317 || l.find_first_of(" \t\n\"") != std::string::npos) {
+      r.fail("pod_labels", "\"" + l + "\" is not a Kubernetes label key");
+    }
+  }
+}
+
+void read_cardinality(ObjectReader r, CardinalityConfig& c) {
+  r.integer("max_series", 1, 10000000, c.max_series);
+  r.integer_map("family_max_series", 1, 10000000, c.family_max_series);
+  r.string_list("drop_labels", c.drop_labels);
+  r.integer_map("label_max_bytes", 1, 65536, c.label_max_bytes);
+  r.reject_unknown();
+  for (const auto& [name, limit] : c.family_max_series) {
+    if (!is_metric_name(name)) r.fail("family_max_series", "\"" + name + "\" is not a metric name");
+  }
+  for (const auto& l : c.drop_labels) {
+    if (!is_label_name(l)) r.fail("drop_labels", "\"" + l + "\" is not a label name");
+  }
+  for (const auto& [l, bytes] : c.label_max_bytes) {
+    if (!is_label_name(l)) r.fail("label_max_bytes", "\"" + l + "\" is not a label name");
+  }
+}
+
+void read_gc(ObjectReader r, GcConfig& g) {
+  r.integer("grace_period_seconds", 0, 86400, g.grace_period_seconds);
+  r.integer("interval_seconds", 1, 3600, g.interval_seconds);
+  r.integer("max_deletes_per_pass", 1, 1000000, g.max_deletes_per_pass);
+  r.reject_unknown();
+}
+
 // Reads every key of `doc` into a Config; `known` (optional) collects the key paths asked for.
 Result<Config> read_document(const nlohmann::json& doc, std::vector<std::string>* known) {
   Config c;
@@ -100,6 +162,9 @@ Result<Config> read_document(const nlohmann::json& doc, std::vector<std::string>
     root.fail("cgroup_root", "must be an absolute path, got \"" + c.cgroup_root + "\"");
   }
   read_programs(root.object("programs"), c.programs);
+  read_kubernetes(root.object("kubernetes"), c.kubernetes);
+  read_cardinality(root.object("cardinality"), c.cardinality);
+  read_gc(root.object("gc"), c.gc);
   root.reject_unknown();
 
   if (!problems.empty()) return config_error(problems);

@@ -7,6 +7,7 @@
 #include "util/result.hpp"
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,6 +59,36 @@ struct ProgramsConfig {
   TcpConfig tcp;
 };
 
+// Kubernetes metadata: where the API server is and what to keep from it (docs/configuration.md).
+struct KubernetesConfig {
+  std::string source = "auto";  // auto | in_cluster | kubeconfig | off
+  std::string kubeconfig;       // path; used by source kubeconfig (and auto outside a pod)
+  std::string context;          // kubeconfig context; empty: current-context
+  std::string node_name;        // empty: $NODE_NAME, else the host name
+  std::string token_file = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+  std::string ca_file = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+  std::vector<std::string> pod_labels;  // copied onto podsight_pod_info as label_<name>; "*": all
+  std::int64_t request_timeout_seconds = 30;
+  std::int64_t list_page_size = 500;
+  std::int64_t max_response_bytes = 32 << 20;
+  std::int64_t max_pods = 5000;
+};
+
+// Series limits and label policy applied to every family collectors produce.
+struct CardinalityConfig {
+  std::int64_t max_series = 10000;
+  std::map<std::string, std::int64_t> family_max_series;
+  std::vector<std::string> drop_labels;
+  std::map<std::string, std::int64_t> label_max_bytes;
+};
+
+// Garbage collection of deleted cgroups' map entries, cached paths and deleted pods.
+struct GcConfig {
+  std::int64_t grace_period_seconds = 120;
+  std::int64_t interval_seconds = 15;
+  std::int64_t max_deletes_per_pass = 10000;
+};
+
 struct Config {
   http::Options http;  // http.listen etc.
   log::Format log_format = log::Format::kJson;
@@ -65,6 +96,9 @@ struct Config {
   bool bpf_stats = false;    // turn on the kernel's per-program run-time statistics while running
   std::string cgroup_root;   // empty: detect the cgroup2 mount from /proc/self/mountinfo
   ProgramsConfig programs;
+  KubernetesConfig kubernetes;
+  CardinalityConfig cardinality;
+  GcConfig gc;
 };
 
 // Parses and validates a JSON document. All problems are reported, each naming the key path, e.g.

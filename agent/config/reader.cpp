@@ -112,6 +112,28 @@ bool ObjectReader::has(std::string_view key) const {
   return object_ != nullptr && object_->contains(std::string(key));
 }
 
+void ObjectReader::integer_map(std::string_view key, std::int64_t min, std::int64_t max,
+                               std::map<std::string, std::int64_t>& out) {
+  const auto* v = find(key);
+  if (v == nullptr) return;
+  if (!v->is_object()) return fail(key, "must be an object of integers, got " + describe(*v));
+  const std::string range = "[" + std::to_string(min) + ", " + std::to_string(max) + "]";
+  std::map<std::string, std::int64_t> values;
+  for (const auto& [name, e] : v->items()) {
+    const bool in_range =
+        (e.is_number_unsigned() && e.get<std::uint64_t>() <= static_cast<std::uint64_t>(max) &&
+         static_cast<std::int64_t>(e.get<std::uint64_t>()) >= min) ||
+        (e.is_number_integer() && !e.is_number_unsigned() && e.get<std::int64_t>() >= min &&
+         e.get<std::int64_t>() <= max);
+    if (!in_range) {
+      return fail(key, "\"" + name + "\" must be an integer in " + range + ", got " +
+                           (e.is_number() ? e.dump() : describe(e)));
+    }
+    values[name] = e.get<std::int64_t>();
+  }
+  out = std::move(values);
+}
+
 ObjectReader ObjectReader::object(std::string_view key) {
   return ObjectReader(find(key), key_path(key), *errors_, known_);
 }

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
+#include <map>
 #include <set>
 #include <string>
 #include <string_view>
@@ -35,6 +36,10 @@ class ObjectReader {
   void string_list(std::string_view key, std::vector<std::string>& out);
   // The key is present in this object (whatever its value); does not mark it as read.
   [[nodiscard]] bool has(std::string_view key) const;
+  // An object whose keys are free-form names (checked by the caller) and whose values are integers in
+  // [min, max]; e.g. {"podsight_process_execs_total": 500}.
+  void integer_map(std::string_view key, std::int64_t min, std::int64_t max,
+                   std::map<std::string, std::int64_t>& out);
   // A nested object; absent keys give a reader over nothing (all defaults kept).
   ObjectReader object(std::string_view key);
   // Reports every key that no call above asked for. Call once, after reading all keys.

@@ -35,10 +35,10 @@ Result<std::uint64_t> CgroupPaths::id_of(const std::string& absolute_path) {
   return static_cast<std::uint64_t>(st.st_ino);
 }
 
-std::optional<std::string> CgroupPaths::by_handle(std::uint64_t id) {
-  if (!handles_work_) return std::nullopt;
+int CgroupPaths::open_by_id(std::uint64_t id) {
+  if (!handles_work_) return -EOPNOTSUPP;
   int mount_fd = ::open(root_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (mount_fd < 0) return std::nullopt;
+  if (mount_fd < 0) return -errno;
   alignas(file_handle) unsigned char buf[sizeof(file_handle) + sizeof(std::uint64_t)];
   auto* fh = reinterpret_cast<file_handle*>(buf);
   fh->handle_bytes = sizeof(std::uint64_t);
@@ -47,11 +47,18 @@ std::optional<std::string> CgroupPaths::by_handle(std::uint64_t id) {
   int fd = ::open_by_handle_at(mount_fd, fh, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int err = errno;
   ::close(mount_fd);
-  if (fd < 0) {
-    // EPERM: no CAP_DAC_READ_SEARCH (e.g. the chart's least-privilege set) -> walk instead, for good.
-    if (err == EPERM || err == EOPNOTSUPP || err == EINVAL) handles_work_ = false;
-    return std::nullopt;
+  if (fd >= 0) {
+    handles_proven_ = true;
+    return fd;
   }
+  // EPERM: no CAP_DAC_READ_SEARCH (e.g. the chart's least-privilege set) -> walk instead, for good.
+  if (err == EPERM || err == EOPNOTSUPP || err == EINVAL) handles_work_ = false;
+  return -err;
+}
+
+std::optional<std::string> CgroupPaths::by_handle(std::uint64_t id) {
+  const int fd = open_by_id(id);
+  if (fd < 0) return std::nullopt;
   char link[64];
   std::snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
   std::string target(PATH_MAX, '\0');
@@ -109,13 +116,25 @@ std::optional<std::string> CgroupPaths::path(std::uint64_t id) {
   return std::nullopt;
 }
 
-std::size_t CgroupPaths::forget_deleted() {
+bool CgroupPaths::alive_locked(std::uint64_t id, const std::string& rel) const {
+  struct stat st {};
+  const std::string abs = root_ + (rel == "/" ? "" : rel);
+  return ::stat(abs.c_str(), &st) == 0 && static_cast<std::uint64_t>(st.st_ino) == id;
+}
+
+std::size_t CgroupPaths::forget_deleted(std::chrono::steady_clock::duration grace) {
   std::lock_guard lock(mu_);
+  const auto now = std::chrono::steady_clock::now();
   std::size_t dropped = 0;
   for (auto it = paths_.begin(); it != paths_.end();) {
-    struct stat st {};
-    std::string abs = root_ + (it->second == "/" ? "" : it->second);
-    if (::stat(abs.c_str(), &st) != 0 || static_cast<std::uint64_t>(st.st_ino) != it->first) {
+    if (alive_locked(it->first, it->second)) {
+      gone_since_.erase(it->first);
+      ++it;
+      continue;
+    }
+    const auto since = gone_since_.try_emplace(it->first, now).first->second;
+    if (now - since >= grace) {
+      gone_since_.erase(it->first);
       it = paths_.erase(it);
       ++dropped;
     } else {
@@ -123,6 +142,21 @@ std::size_t CgroupPaths::forget_deleted() {
     }
   }
   return dropped;
+}
+
+bool CgroupPaths::exists(std::uint64_t id) {
+  std::lock_guard lock(mu_);
+  if (auto it = paths_.find(id); it != paths_.end()) return alive_locked(id, it->second);
+  const int fd = open_by_id(id);
+  if (fd >= 0) {
+    ::close(fd);
+    return true;  // it exists, even where it is not under our root (a cgroup namespace)
+  }
+  // ESTALE from a file system that has resolved ids before: no cgroup has this id.
+  if (handles_work_ && handles_proven_) return false;
+  // Without file handles a walk (at most one per rescan interval) is the only way to know.
+  if (!walked_ || std::chrono::steady_clock::now() - last_walk_ >= rescan_interval_) walk_locked();
+  return paths_.count(id) != 0;
 }
 
 std::size_t CgroupPaths::cached() const {

@@ -31,23 +31,35 @@ class CgroupPaths {
   static Result<std::uint64_t> id_of(const std::string& absolute_path);
 
   // Drops cached ids whose directory no longer exists. Returns how many were dropped.
-  std::size_t forget_deleted();
+  std::size_t forget_deleted() { return forget_deleted(std::chrono::steady_clock::duration::zero()); }
+  // Same with a grace period: a deleted cgroup keeps its path for `grace` after this call first saw it
+  // gone, so that its leftover map entries keep their labels until the garbage collector deletes them.
+  std::size_t forget_deleted(std::chrono::steady_clock::duration grace);
+
+  // Whether a cgroup with this id exists now: a stat of its cached path, else a lookup by handle or
+  // (at most once per rescan interval) a tree walk.
+  bool exists(std::uint64_t id);
 
   [[nodiscard]] std::size_t cached() const;
   [[nodiscard]] std::uint64_t walks() const;
 
  private:
+  int open_by_id(std::uint64_t id);  // fd of the cgroup's directory, or -errno
   std::optional<std::string> by_handle(std::uint64_t id);
   void walk_locked();
 
   std::string root_;
   std::chrono::milliseconds rescan_interval_;
   mutable std::mutex mu_;
+  bool alive_locked(std::uint64_t id, const std::string& rel) const;
+
   std::unordered_map<std::uint64_t, std::string> paths_;
+  std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> gone_since_;
   std::chrono::steady_clock::time_point last_walk_{};
   bool walked_ = false;
   std::uint64_t walks_ = 0;
   bool handles_work_ = true;
+  bool handles_proven_ = false;  // a lookup by handle has succeeded: its ESTALE means "no such id"
 };
 
 }  // namespace podsight::metadata

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "metadata/cgroups.hpp"
+#include "metadata/pods.hpp"
 
 #include <cstdint>
 #include <initializer_list>
@@ -34,13 +35,18 @@ inline constexpr const char* kUnknownCgroup = "(unknown)";
 
 class WorkloadResolver {
  public:
-  explicit WorkloadResolver(CgroupPaths& cgroups) : cgroups_(cgroups) {}
+  // Without `pods` (Kubernetes metadata off) every workload is labelled by its cgroup path.
+  explicit WorkloadResolver(CgroupPaths& cgroups, const PodStore* pods = nullptr)
+      : cgroups_(cgroups), pods_(pods) {}
 
+  // A pod's container: namespace, pod and container set, cgroup empty. A pod cgroup whose pod the API
+  // has not told us about (yet), and every other cgroup: cgroup set, the rest empty.
   Workload resolve(std::uint64_t cgroup_id);
   [[nodiscard]] CgroupPaths& cgroups() { return cgroups_; }
 
  private:
   CgroupPaths& cgroups_;
+  const PodStore* pods_;
 };
 
 }  // namespace podsight::metadata

@@ -35,7 +35,7 @@ TEST_P(ExecVariant, CountsExactlyPerCgroupAndComm) {
   auto v = scrape.value("podsight_process_execs_total", {{"cgroup", cg.relative()}, {"comm", comm}});
   ASSERT_TRUE(v.has_value()) << "no series for " << cg.relative() << " " << comm;
   EXPECT_EQ(*v, kRuns);
-  // Until Kubernetes metadata exists, workload labels are present and empty.
+  // A cgroup outside any pod: the workload labels are present and empty (docs/metrics.md).
   auto series = scrape.series();
   for (const auto& s : series) {
     if (s.name == "podsight_process_execs_total" && s.labels.at("comm") == comm) {

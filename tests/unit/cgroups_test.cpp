@@ -55,6 +55,21 @@ TEST_F(CgroupPathsTest, UnknownIdsAreRateLimitedAndDeletedOnesForgotten) {
   EXPECT_FALSE(paths.path(id).has_value());
 }
 
+TEST_F(CgroupPathsTest, DeletedPathsOutliveTheirDirectoryForTheGracePeriod) {
+  CgroupPaths paths(root_, std::chrono::milliseconds(0));
+  std::filesystem::create_directories(root_ + "/pod.slice");
+  const auto id = *CgroupPaths::id_of(root_ + "/pod.slice");
+  EXPECT_TRUE(paths.exists(id));
+  EXPECT_FALSE(paths.exists(0xdeadbeefcafeULL));
+  std::filesystem::remove(root_ + "/pod.slice");
+  EXPECT_FALSE(paths.exists(id));
+  // Gone, but within the grace period: still labelled with its path.
+  EXPECT_EQ(paths.forget_deleted(std::chrono::hours(1)), 0u);
+  EXPECT_EQ(paths.path(id), "/pod.slice");
+  EXPECT_EQ(paths.forget_deleted(std::chrono::seconds(0)), 1u);
+  EXPECT_FALSE(paths.path(id).has_value());
+}
+
 TEST(CgroupPaths, MissingRootIsNotFatal) {
   CgroupPaths paths("/nonexistent/cgroup", std::chrono::milliseconds(0));
   EXPECT_FALSE(paths.path(1).has_value());

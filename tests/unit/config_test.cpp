@@ -27,6 +27,74 @@ TEST(Config, EmptyObjectGivesDefaults) {
   EXPECT_TRUE(c->programs.exec.enabled);
   EXPECT_EQ(c->programs.exec.variant, "auto");
   EXPECT_EQ(c->programs.exec.max_entries, 16384u);
+  EXPECT_EQ(c->kubernetes.source, "auto");
+  EXPECT_EQ(c->kubernetes.token_file, "/var/run/secrets/kubernetes.io/serviceaccount/token");
+  EXPECT_EQ(c->kubernetes.ca_file, "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt");
+  EXPECT_TRUE(c->kubernetes.pod_labels.empty());
+  EXPECT_EQ(c->kubernetes.max_pods, 5000);
+  EXPECT_EQ(c->cardinality.max_series, 10000);
+  EXPECT_TRUE(c->cardinality.family_max_series.empty());
+  EXPECT_EQ(c->gc.grace_period_seconds, 120);
+  EXPECT_EQ(c->gc.interval_seconds, 15);
+}
+
+TEST(Config, ReadsKubernetesCardinalityAndGc) {
+  auto c = parse(R"({
+    "kubernetes": {"source": "kubeconfig", "kubeconfig": "/etc/k/config", "context": "prod", "node_name": "n1",
+                   "token_file": "/t", "ca_file": "/c", "pod_labels": ["app", "app.kubernetes.io/name"],
+                   "request_timeout_seconds": 7, "list_page_size": 50, "max_response_bytes": 1048576,
+                   "max_pods": 300},
+    "cardinality": {"max_series": 500, "family_max_series": {"podsight_process_execs_total": 20},
+                    "drop_labels": ["comm"], "label_max_bytes": {"cgroup": 64}},
+    "gc": {"grace_period_seconds": 5, "interval_seconds": 2, "max_deletes_per_pass": 100}
+  })");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->kubernetes.source, "kubeconfig");
+  EXPECT_EQ(c->kubernetes.kubeconfig, "/etc/k/config");
+  EXPECT_EQ(c->kubernetes.context, "prod");
+  EXPECT_EQ(c->kubernetes.node_name, "n1");
+  EXPECT_EQ(c->kubernetes.token_file, "/t");
+  EXPECT_EQ(c->kubernetes.ca_file, "/c");
+  EXPECT_EQ(c->kubernetes.pod_labels, (std::vector<std::string>{"app", "app.kubernetes.io/name"}));
+  EXPECT_EQ(c->kubernetes.request_timeout_seconds, 7);
+  EXPECT_EQ(c->kubernetes.list_page_size, 50);
+  EXPECT_EQ(c->kubernetes.max_response_bytes, 1048576);
+  EXPECT_EQ(c->kubernetes.max_pods, 300);
+  EXPECT_EQ(c->cardinality.max_series, 500);
+  EXPECT_EQ(c->cardinality.family_max_series.at("podsight_process_execs_total"), 20);
+  EXPECT_EQ(c->cardinality.drop_labels, std::vector<std::string>{"comm"});
+  EXPECT_EQ(c->cardinality.label_max_bytes.at("cgroup"), 64);
+  EXPECT_EQ(c->gc.grace_period_seconds, 5);
+  EXPECT_EQ(c->gc.interval_seconds, 2);
+  EXPECT_EQ(c->gc.max_deletes_per_pass, 100);
+}
+
+TEST(Config, KubernetesCardinalityAndGcMistakesAreNamed) {
+  EXPECT_NE(
+      error_of(R"({"kubernetes": {"source": "kubeconfig"}})").find("kubernetes.kubeconfig: is required"),
+      std::string::npos);
+  EXPECT_NE(error_of(R"({"kubernetes": {"source": "cloud"}})").find("kubernetes.source: must be one of"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"kubernetes": {"pod_labels": ["has space"]}})").find("kubernetes.pod_labels"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"cardinality": {"family_max_series": {"not a metric": 5}}})")
+                .find("cardinality.family_max_series: \"not a metric\" is not a metric name"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"cardinality": {"family_max_series": {"podsight_x_total": 0}}})")
+                .find("\"podsight_x_total\" must be an integer in [1, 10000000], got 0"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"cardinality": {"family_max_series": {"podsight_x_total": "many"}}})")
+                .find("got a string"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"cardinality": {"family_max_series": [1]}})").find("must be an object of integers"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"cardinality": {"drop_labels": ["9lives"]}})").find("is not a label name"),
+            std::string::npos);
+  EXPECT_NE(
+      error_of(R"({"cardinality": {"label_max_bytes": {"comm": -1}}})").find("cardinality.label_max_bytes"),
+      std::string::npos);
+  EXPECT_NE(error_of(R"({"gc": {"interval_seconds": 0}})").find("gc.interval_seconds"), std::string::npos);
+  EXPECT_NE(error_of(R"({"gc": {"grace": 5}})").find("gc.grace: unknown key"), std::string::npos);
 }
 
 TEST(Config, ReadsEveryKey) {

@@ -303,6 +303,9 @@ AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std
   nlohmann::json cfg = nlohmann::json::parse(extra_config_json);
   cfg["http"]["listen"] = "127.0.0.1:" + std::to_string(port_);
   if (!cfg.contains("log")) cfg["log"] = {{"level", "debug"}};
+  // Kubernetes metadata only where a test asks for it: a CI runner that is itself a pod must not make
+  // every other test's agent watch the runner's cluster.
+  if (!cfg.contains("kubernetes")) cfg["kubernetes"] = {{"source", "off"}};
   write_file(config_path_, cfg.dump(2));
 
   pid_ = ::fork();
@@ -383,6 +386,16 @@ TestCgroup::TestCgroup(const std::string& name_prefix) {
   rel_ = "/" + name_prefix + "-" + std::to_string(::getpid()) + "-" + random_suffix(6);
   abs_ = root + rel_;
   if (::mkdir(abs_.c_str(), 0755) != 0) throw std::runtime_error("mkdir " + abs_ + ": " + std::strerror(errno));
+}
+
+TestCgroup::TestCgroup(AtPath, const std::string& relative)
+    : abs_(cgroup2_root() + relative), rel_(relative) {
+  if (::mkdir(abs_.c_str(), 0755) != 0)
+    throw std::runtime_error("mkdir " + abs_ + ": " + std::strerror(errno));
+}
+
+std::unique_ptr<TestCgroup> TestCgroup::at(const std::string& relative) {
+  return std::unique_ptr<TestCgroup>(new TestCgroup(AtPath{}, relative));
 }
 
 TestCgroup::~TestCgroup() {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -124,6 +125,9 @@ class AgentProcess {
 class TestCgroup {
  public:
   explicit TestCgroup(const std::string& name_prefix = "podsight-test");
+  // The cgroup at `relative` (e.g. a kubelet-shaped ".../kubepods/burstable/pod<uid>/<id>" whose
+  // parents the test made), created now and removed on destruction like any other.
+  static std::unique_ptr<TestCgroup> at(const std::string& relative);
   ~TestCgroup();
   TestCgroup(const TestCgroup&) = delete;
   TestCgroup& operator=(const TestCgroup&) = delete;
@@ -138,6 +142,9 @@ class TestCgroup {
   pid_t spawn(const std::vector<std::string>& argv);
 
  private:
+  struct AtPath {};
+  TestCgroup(AtPath, const std::string& relative);
+
   std::string abs_;
   std::string rel_;
 };

@@ -1,0 +1,185 @@
+// Series budget: relabel (drop / cap), then sticky admission and the overflow series.
+#include "metrics/series_budget.hpp"
+
+#include "metrics/family_builder.hpp"
+
+#include <charconv>
+#include <functional>
+#include <string_view>
+
+namespace podsight::metrics {
+namespace {
+
+bool summable(prometheus::MetricType t) {
+  return t == prometheus::MetricType::Counter || t == prometheus::MetricType::Gauge ||
+         t == prometheus::MetricType::Untyped;
+}
+
+double& value_of(prometheus::ClientMetric& m, prometheus::MetricType t) {
+  if (t == prometheus::MetricType::Counter) return m.counter.value;
+  if (t == prometheus::MetricType::Gauge) return m.gauge.value;
+  return m.untyped.value;
+}
+
+// Length-prefixed names and values: no label can pose as a separator.
+std::string series_key(const prometheus::ClientMetric& m) {
+  std::string key;
+  for (const auto& l : m.label) {
+    for (const std::string* s : {&l.name, &l.value}) {
+      char len[20];
+      const auto res = std::to_chars(len, len + sizeof len, s->size());
+      key.append(len, res.ptr);
+      key.push_back(':');
+      key.append(*s);
+    }
+  }
+  return key;
+}
+
+// 64-bit identity of a label set for admission, without building a string: each name and value is
+// hashed on its own (so no value can pose as a boundary) and the hashes are chained.
+std::uint64_t series_hash(const prometheus::ClientMetric& m) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const auto& l : m.label) {
+    for (const std::string* s : {&l.name, &l.value}) {
+      h ^= std::hash<std::string_view>{}(*s) + 0x9e3779b97f4a7c15ULL + (h << 6) + (h >> 2);
+    }
+  }
+  return h;
+}
+
+// Cuts `s` to at most `max` bytes without splitting a UTF-8 sequence.
+void cut_utf8(std::string& s, std::size_t max) {
+  if (s.size() <= max) return;
+  std::size_t n = max;
+  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+  s.resize(n);
+}
+
+}  // namespace
+
+SeriesBudget::SeriesBudget(BudgetOptions options) : options_(std::move(options)) {}
+
+std::size_t SeriesBudget::limit(const std::string& family) const {
+  auto it = options_.family_max_series.find(family);
+  return it == options_.family_max_series.end() ? options_.max_series : it->second;
+}
+
+void SeriesBudget::relabel(prometheus::MetricFamily& family) const {
+  if (options_.drop_labels.empty() && options_.label_max_bytes.empty()) return;
+  if (!summable(family.type)) return;  // merging needs values that add up
+  bool changed = false;
+  for (auto& m : family.metric) {
+    for (auto& l : m.label) {
+      if (options_.drop_labels.count(l.name) != 0 && !l.value.empty()) {
+        l.value.clear();
+        changed = true;
+      } else if (auto cap = options_.label_max_bytes.find(l.name);
+                 cap != options_.label_max_bytes.end() && l.value.size() > cap->second) {
+        cut_utf8(l.value, cap->second);
+        changed = true;
+      }
+    }
+  }
+  if (!changed) return;
+  // Series that became equal are one series now: sum them, keep the first one's position.
+  std::unordered_map<std::string, std::size_t> index;
+  std::vector<prometheus::ClientMetric> merged;
+  merged.reserve(family.metric.size());
+  for (auto& m : family.metric) {
+    auto [it, fresh] = index.try_emplace(series_key(m), merged.size());
+    if (fresh) {
+      merged.push_back(std::move(m));
+    } else {
+      value_of(merged[it->second], family.type) += value_of(m, family.type);
+    }
+  }
+  family.metric = std::move(merged);
+}
+
+void SeriesBudget::apply(prometheus::MetricFamily& family, bool complete) {
+  relabel(family);
+  FamilyState& st = families_[family.name];
+  const std::size_t max = limit(family.name);
+  const bool counter = family.type == prometheus::MetricType::Counter;
+  const bool sums = summable(family.type);
+  if (!family.metric.empty()) {
+    st.label_names.clear();
+    for (const auto& l : family.metric.front().label) st.label_names.push_back(l.name);
+  }
+
+  const std::size_t n = family.metric.size();
+  std::vector<std::uint64_t> keys(n);
+  std::unordered_set<std::uint64_t> present;
+  present.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    keys[i] = series_hash(family.metric[i]);
+    present.insert(keys[i]);
+  }
+  if (complete) {
+    std::erase_if(st.admitted, [&](std::uint64_t k) { return present.count(k) == 0; });
+    std::erase_if(st.folded, [&](const auto& e) {
+      if (present.count(e.first) != 0) return false;
+      if (counter) st.retired += e.second;
+      return true;
+    });
+  }
+
+  std::size_t room = max > st.admitted.size() ? max - st.admitted.size() : 0;
+  std::vector<prometheus::ClientMetric> kept;
+  kept.reserve(std::min(n, max));
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::uint64_t k = keys[i];
+    auto& m = family.metric[i];
+    bool admit = st.admitted.count(k) != 0;
+    if (!admit && room > 0) {
+      admit = true;
+      --room;
+      st.admitted.insert(k);
+      // A folded series that gets its own place leaves its value behind in the overflow counter.
+      if (auto f = st.folded.find(k); f != st.folded.end()) {
+        if (counter) st.retired += f->second;
+        st.folded.erase(f);
+      }
+    }
+    if (admit) {
+      kept.push_back(std::move(m));
+      continue;
+    }
+    const double v = sums ? value_of(m, family.type) : 0;
+    auto [f, fresh] = st.folded.try_emplace(k, v);
+    if (fresh) ++st.dropped;
+    f->second = v;
+  }
+
+  const bool show = sums && (!st.folded.empty() || (counter && st.overflow_shown));
+  if (show) {
+    prometheus::ClientMetric overflow;
+    for (const auto& name : st.label_names) {
+      if (name != kOverflowLabel) overflow.label.push_back({name, ""});
+    }
+    overflow.label.push_back({kOverflowLabel, "true"});
+    double total = counter ? st.retired : 0;
+    for (const auto& [k, v] : st.folded) total += v;
+    value_of(overflow, family.type) = total;
+    kept.push_back(std::move(overflow));
+    st.overflow_shown = true;
+  }
+  family.metric = std::move(kept);
+}
+
+std::uint64_t SeriesBudget::dropped(const std::string& family) const {
+  auto it = families_.find(family);
+  return it == families_.end() ? 0 : it->second.dropped;
+}
+
+void SeriesBudget::collect(std::vector<prometheus::MetricFamily>& out) const {
+  FamilyBuilder b("podsight_series_dropped_total",
+                  "Series that did not fit under the family's series limit and were folded into its overflow "
+                  "series.",
+                  prometheus::MetricType::Counter, {"family"});
+  for (const auto& [name, st] : families_) b.add({name}, static_cast<double>(st.dropped));
+  out.push_back(b.take());
+}
+
+}  // namespace podsight::metrics

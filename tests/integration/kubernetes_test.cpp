@@ -1,0 +1,454 @@
+// Kubernetes identity end to end on the real kernel: cgroups shaped like kubelet's (cgroupfs and
+// systemd drivers, three QoS classes, containerd and CRI-O), processes run in them, pods served by a
+// test API server over TLS, the real agent binary configured in-cluster or by kubeconfig. Asserted:
+// exec metrics carry namespace/pod/container exactly; pod_info joins; a deleted pod's series and map
+// entries go away after the grace period (not before, and never losing their labels); the series
+// limit folds exactly the excess into the overflow series; an unreachable API leaves metrics served.
+//
+// To cover another workload family, run its traffic in the pod's container cgroup (a TestCgroup:
+// Placement{&cg, &netns} works) next to the execs and add an expect_pod_series() line for its metric.
+#include "integration/support/harness.hpp"
+#include "support/kube_api.hpp"
+
+#include "bpf/maps.hpp"
+
+#include <bpf/bpf.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <thread>
+
+namespace podsight::testing {
+namespace {
+
+std::string hex_id(const std::string& seed) {
+  std::string out;
+  std::size_t h = std::hash<std::string>{}(seed);
+  while (out.size() < 64) {
+    h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+    out += "0123456789abcdef"[(h >> 60) & 15];
+  }
+  return out;
+}
+
+std::string uuid(const std::string& seed) {
+  std::string h = hex_id(seed).substr(0, 32);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-4" + h.substr(13, 3) + "-8" + h.substr(17, 3) + "-" +
+         h.substr(20, 12);
+}
+
+// A kubelet-shaped cgroup tree under a unique --cgroup-root: the parents are made here, each
+// container cgroup is a TestCgroup (so Placement{cgroup, netns} can put traffic in it too). Removed
+// leaves first on destruction.
+class PodCgroups {
+ public:
+  PodCgroups() : root_(cgroup2_root()), prefix_("psk" + random_suffix(6)) {}
+  ~PodCgroups() {
+    containers_.clear();
+    for (auto it = made_.rbegin(); it != made_.rend(); ++it) ::rmdir((root_ + *it).c_str());
+  }
+
+  // The container cgroup of `pod`, named the way the cgroup driver names it.
+  TestCgroup& container(const TestPod& pod, const std::string& container_id, const std::string& driver,
+                        const std::string& qos) {
+    std::vector<std::string> parts;
+    if (driver == "systemd") {
+      std::string uid = pod.uid;
+      std::replace(uid.begin(), uid.end(), '-', '_');
+      const std::string kp = prefix_ + "-kubepods";
+      parts = {prefix_ + ".slice", kp + ".slice"};
+      std::string pod_slice = kp;
+      if (qos != "guaranteed") {
+        parts.push_back(kp + "-" + qos + ".slice");
+        pod_slice += "-" + qos;
+      }
+      parts.push_back(pod_slice + "-pod" + uid + ".slice");
+      parts.push_back((pod.runtime == "cri-o" ? "crio-" : "cri-containerd-") + container_id + ".scope");
+    } else {
+      parts = {prefix_, "kubepods"};
+      if (qos != "guaranteed") parts.push_back(qos);
+      parts.push_back("pod" + pod.uid);
+      parts.push_back((pod.runtime == "cri-o" ? "crio-" : "") + container_id);
+    }
+    std::string rel;
+    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
+      rel += "/" + parts[i];
+      if (::mkdir((root_ + rel).c_str(), 0755) == 0) {
+        made_.push_back(rel);
+      } else if (errno != EEXIST) {
+        throw std::runtime_error("mkdir " + root_ + rel + ": " + std::strerror(errno));
+      }
+    }
+    containers_.push_back(TestCgroup::at(rel + "/" + parts.back()));
+    return *containers_.back();
+  }
+
+  // The container ends: its cgroup goes (after its processes), as kubelet removes it.
+  void remove(const TestCgroup& cg) {
+    std::erase_if(containers_, [&](const auto& c) { return c.get() == &cg; });
+  }
+
+ private:
+  std::string root_;
+  std::string prefix_;
+  std::vector<std::string> made_;
+  std::vector<std::unique_ptr<TestCgroup>> containers_;
+};
+
+// Whether the map `name` the agent holds has an entry for `cgroup_id` (the u64 at the key's start).
+bool agent_map_has_cgroup(pid_t agent, const std::string& name, std::uint64_t cgroup_id) {
+  bool found = false;
+  bool seen_map = false;
+  for (auto id : bpf_objects_held_by(agent).maps) {
+    int fd = bpf_map_get_fd_by_id(id);
+    if (fd < 0) continue;
+    bpf_map_info info{};
+    __u32 len = sizeof info;
+    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name) {
+      seen_map = true;
+      auto walked = bpf::for_each_key(
+          fd, info.key_size,
+          [&](const void* key) {
+            std::uint64_t cg = 0;
+            std::memcpy(&cg, key, sizeof cg);
+            found |= cg == cgroup_id;
+          },
+          name);
+      EXPECT_TRUE(walked.ok());
+    }
+    ::close(fd);
+  }
+  EXPECT_TRUE(seen_map) << "agent holds no map named " << name;
+  return found;
+}
+
+// The series of `metric` whose labels include `match` (an absent label matches "", as in PromQL);
+// fails the test if there are several.
+std::optional<Scrape::Series> one_series(const Scrape& s, const std::string& metric,
+                                         const std::map<std::string, std::string>& match) {
+  std::optional<Scrape::Series> found;
+  for (const auto& series : s.series()) {
+    bool ok = series.name == metric;
+    for (const auto& [k, v] : match) {
+      auto it = series.labels.find(k);
+      ok = ok && (it == series.labels.end() ? std::string() : it->second) == v;
+    }
+    if (!ok) continue;
+    if (found) ADD_FAILURE() << "several series of " << metric << " match";
+    found = series;
+  }
+  return found;
+}
+
+// A workload series of `pod`'s `container`: pod labels set, cgroup empty, value exact.
+void expect_pod_series(const Scrape& s, const std::string& metric,
+                       const std::map<std::string, std::string>& match, const TestPod& pod,
+                       const std::string& container, double value) {
+  auto series = one_series(s, metric, match);
+  ASSERT_TRUE(series.has_value()) << "no " << metric << " series for " << pod.name << "\n" << s.text();
+  EXPECT_EQ(series->labels.at("namespace"), pod.namespace_);
+  EXPECT_EQ(series->labels.at("pod"), pod.name);
+  EXPECT_EQ(series->labels.at("container"), container);
+  EXPECT_EQ(series->labels.at("cgroup"), "");
+  EXPECT_EQ(series->value, value) << metric << " of " << pod.name;
+}
+
+std::string base64(const std::string& in) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += k[(v >> s) & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += i + 1 < in.size() ? k[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+class Kubernetes : public ::testing::Test {
+ protected:
+  static constexpr int kGraceSeconds = 3;
+
+  static void SetUpTestSuite() { pki_ = new TestPki(); }
+  static void TearDownTestSuite() { delete pki_; }
+
+  void SetUp() override {
+    PODSIGHT_REQUIRE_PRIVILEGES();
+    ensure_kernel_mounts();
+    dir_ = make_temp_dir("podsight-k8s");
+    write_file(dir_ + "/token", "e2e-token\n");
+    FakeKubeApi::Options o;
+    o.token = "e2e-token";
+    o.node = "node-e2e";
+    api_ = std::make_unique<FakeKubeApi>(*pki_, o);
+    bins_ = make_temp_dir("podsight-k8s-bin");
+  }
+  void TearDown() override {
+    ::unsetenv("KUBERNETES_SERVICE_HOST");
+    ::unsetenv("KUBERNETES_SERVICE_PORT");
+    api_.reset();
+    std::filesystem::remove_all(dir_);
+    std::filesystem::remove_all(bins_);
+  }
+
+  // In-cluster: the environment kubelet gives a pod, the service-account files in our directory.
+  std::string in_cluster_config(const std::string& extra = "") {
+    ::setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
+    ::setenv("KUBERNETES_SERVICE_PORT", std::to_string(api_->port()).c_str(), 1);
+    return R"({"kubernetes": {"source": "in_cluster", "node_name": "node-e2e", "token_file": ")" + dir_ +
+           R"(/token", "ca_file": ")" + pki_->ca_cert() +
+           R"(", "pod_labels": ["app", "app.kubernetes.io/part-of"]},
+               "gc": {"grace_period_seconds": )" +
+           std::to_string(kGraceSeconds) + R"(, "interval_seconds": 1})" + extra + "}";
+  }
+
+  std::string kubeconfig_config(int port) {
+    const std::string path = dir_ + "/kubeconfig";
+    write_file(
+        path,
+        "apiVersion: v1\nkind: Config\ncurrent-context: e2e\nclusters:\n- name: test\n  cluster:\n"
+        "    server: https://127.0.0.1:" +
+            std::to_string(port) +
+            "\n    certificate-authority-data: " + base64(TestPki::read(pki_->ca_cert())) +
+            "\ncontexts:\n- name: e2e\n  context: {cluster: test, user: agent}\nusers:\n- name: agent\n"
+            "  user:\n    token: e2e-token\n");
+    return R"({"kubernetes": {"source": "kubeconfig", "kubeconfig": ")" + path +
+           R"(", "node_name": "node-e2e"}})";
+  }
+
+  static bool synced(AgentProcess& agent) {
+    return agent.scrape().value("podsight_kubernetes_sync_state", {{"state", "synced"}}) == 1;
+  }
+
+  std::string binary(const std::string& comm) { return make_named_true(bins_, comm); }
+
+  static TestPki* pki_;
+  std::string dir_;
+  std::string bins_;
+  std::unique_ptr<FakeKubeApi> api_;
+};
+TestPki* Kubernetes::pki_ = nullptr;
+
+TEST_F(Kubernetes, ExecMetricsCarryPodLabelsAndGoAwayAfterTheGracePeriod) {
+  const std::string s = random_suffix(4);
+  TestPod a{"shop",          "web-7d4b9-" + s, uuid("a" + s), "node-e2e", {{"nginx", hex_id("a-nginx" + s)}},
+            {{"app", "web"}}};
+  TestPod b{"jobs",
+            "batch-" + s,
+            uuid("b" + s),
+            "node-e2e",
+            {{"worker", hex_id("b-worker" + s)}},
+            {{"app", "batch"}, {"app.kubernetes.io/part-of", "etl"}}};
+  TestPod c{"kube-system", "dns-" + s, uuid("c" + s), "node-e2e", {{"coredns", hex_id("c-coredns" + s)}}};
+  c.runtime = "cri-o";
+  PodCgroups cgroups;
+  TestCgroup& cg_a = cgroups.container(a, a.containers[0].second, "cgroupfs", "burstable");
+  TestCgroup& cg_b = cgroups.container(b, b.containers[0].second, "systemd", "besteffort");
+  TestCgroup& cg_c = cgroups.container(c, c.containers[0].second, "cgroupfs", "guaranteed");
+  for (const auto& p : {a, b, c}) api_->upsert(pod_json(p));
+
+  AgentProcess agent(in_cluster_config());
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ASSERT_TRUE(eventually([&] { return synced(agent); })) << agent.get("/readyz").body;
+
+  const std::string comm_a = "pka" + random_suffix(8), comm_b = "pkb" + random_suffix(8),
+                    comm_c = "pkc" + random_suffix(8);
+  for (int i = 0; i < 7; ++i) ASSERT_EQ(cg_a.run({binary(comm_a)}), 0);
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(cg_b.run({binary(comm_b)}), 0);
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(cg_c.run({binary(comm_c)}), 0);
+
+  const std::string text = agent.get("/metrics").body;
+  Scrape scrape(text);
+  expect_pod_series(scrape, "podsight_process_execs_total", {{"comm", comm_a}}, a, "nginx", 7);
+  expect_pod_series(scrape, "podsight_process_execs_total", {{"comm", comm_b}}, b, "worker", 5);
+  expect_pod_series(scrape, "podsight_process_execs_total", {{"comm", comm_c}}, c, "coredns", 3);
+  // The join metric, with the allowlisted labels under kube-state-metrics' names.
+  EXPECT_EQ(scrape.value("podsight_pod_info", {{"namespace", "jobs"},
+                                               {"pod", b.name},
+                                               {"uid", b.uid},
+                                               {"node", "node-e2e"},
+                                               {"label_app", "batch"},
+                                               {"label_app_kubernetes_io_part_of", "etl"},
+                                               {"created_by_kind", "ReplicaSet"}}),
+            1);
+  EXPECT_EQ(scrape.value("podsight_pod_info", {{"pod", c.name}, {"label_app", ""}}), 1);
+  EXPECT_EQ(scrape.value("podsight_kubernetes_pods"), 3);
+  EXPECT_EQ(scrape.value("podsight_kubernetes_lists_total"), 1);
+  EXPECT_EQ(scrape.sum("podsight_kubernetes_errors_total"), 0);
+  EXPECT_EQ(undocumented_metrics(text), std::vector<std::string>{});
+  EXPECT_EQ(promtool_problems(text), "");
+  auto ready = nlohmann::json::parse(agent.get("/readyz").body);
+  EXPECT_EQ(ready["status"], "ready");
+  EXPECT_EQ(ready["kubernetes"]["state"], "synced");
+  EXPECT_EQ(ready["kubernetes"]["node"], "node-e2e");
+  EXPECT_EQ(ready["kubernetes"]["pods"], 3);
+
+  // b's container ends: kubelet removes its cgroup, then the pod object goes.
+  const std::uint64_t b_id = cg_b.id();
+  const std::uint64_t a_id = cg_a.id();
+  ASSERT_TRUE(agent_map_has_cgroup(agent.pid(), "exec_counts", b_id));
+  const auto removed = std::chrono::steady_clock::now();
+  cgroups.remove(cg_b);
+  api_->remove(b.uid);
+  // Until it is collected the series keeps its value and its pod labels; it may not go before the
+  // grace period has passed.
+  bool gone = false;
+  while (!gone) {
+    Scrape now = agent.scrape();
+    const auto elapsed = std::chrono::steady_clock::now() - removed;
+    auto series = one_series(now, "podsight_process_execs_total", {{"comm", comm_b}});
+    if (series) {
+      expect_pod_series(now, "podsight_process_execs_total", {{"comm", comm_b}}, b, "worker", 5);
+      ASSERT_LT(elapsed, std::chrono::seconds(kGraceSeconds + 30)) << "never collected";
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      continue;
+    }
+    gone = true;
+    EXPECT_GE(elapsed, std::chrono::seconds(kGraceSeconds));
+    EXPECT_GE(*now.value("podsight_gc_deleted_entries_total", {{"map", "exec_counts"}}), 1);
+    // The others are untouched.
+    expect_pod_series(now, "podsight_process_execs_total", {{"comm", comm_a}}, a, "nginx", 7);
+  }
+  EXPECT_FALSE(agent_map_has_cgroup(agent.pid(), "exec_counts", b_id));
+  EXPECT_TRUE(agent_map_has_cgroup(agent.pid(), "exec_counts", a_id));
+  ASSERT_TRUE(eventually([&] {
+    return !agent.scrape().value("podsight_pod_info", {{"pod", b.name}}).has_value();
+  }));
+
+  // SIGTERM with a watch open: the watch thread is woken and joined within the budget.
+  std::chrono::milliseconds took{};
+  EXPECT_EQ(agent.stop(SIGTERM, std::chrono::seconds(5), &took), 0);
+  EXPECT_LT(took.count(), 2000);
+}
+
+TEST_F(Kubernetes, KubeconfigAndAnUnreachableApiServer) {
+  const std::string s = random_suffix(4);
+  TestPod p{"shop", "cart-" + s, uuid("p" + s), "node-e2e", {{"cart", hex_id("p-cart" + s)}}};
+  PodCgroups cgroups;
+  TestCgroup& cg = cgroups.container(p, p.containers[0].second, "systemd", "guaranteed");
+  api_->upsert(pod_json(p));
+  const std::string comm = "pkk" + random_suffix(8);
+
+  // Nothing listens where the kubeconfig points: the agent serves metrics, labels by path, says so.
+  int closed_port = free_tcp_port();
+  {
+    AgentProcess agent(kubeconfig_config(closed_port));
+    ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+    ASSERT_TRUE(eventually([&] {
+      return agent.scrape().value("podsight_kubernetes_errors_total", {{"reason", "connect"}}).value_or(0) >=
+             1;
+    }));
+    auto ready = agent.get("/readyz");
+    EXPECT_EQ(ready.status, 200) << ready.body;
+    auto doc = nlohmann::json::parse(ready.body);
+    EXPECT_EQ(doc["status"], "degraded");
+    EXPECT_EQ(doc["kubernetes"]["state"], "connecting");
+    EXPECT_NE(doc["kubernetes"]["error"].get<std::string>().find("connect"), std::string::npos);
+    ASSERT_EQ(cg.run({binary(comm)}), 0);
+    Scrape scrape = agent.scrape();
+    auto series = one_series(scrape, "podsight_process_execs_total", {{"comm", comm}});
+    ASSERT_TRUE(series.has_value());
+    EXPECT_EQ(series->labels.at("cgroup"), cg.relative());
+    EXPECT_EQ(series->labels.at("pod"), "");
+    EXPECT_EQ(series->value, 1);
+    EXPECT_EQ(scrape.value("podsight_kubernetes_sync_state", {{"state", "connecting"}}), 1);
+  }
+
+  // The API answers, but with errors at first: still degraded; then it recovers and labels appear.
+  api_->fail_next(503, 1000000);
+  AgentProcess agent(kubeconfig_config(api_->port()));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ASSERT_TRUE(eventually([&] {
+    return agent.scrape().value("podsight_kubernetes_errors_total", {{"reason", "http"}}).value_or(0) >= 2;
+  }));
+  EXPECT_EQ(nlohmann::json::parse(agent.get("/readyz").body)["status"], "degraded");
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(cg.run({binary(comm)}), 0);
+  api_->fail_next(0, 0);
+  ASSERT_TRUE(eventually([&] { return synced(agent); }));
+  expect_pod_series(agent.scrape(), "podsight_process_execs_total", {{"comm", comm}}, p, "cart", 4);
+  EXPECT_EQ(nlohmann::json::parse(agent.get("/readyz").body)["status"], "ready");
+  EXPECT_EQ(api_->requests().back().authorization, "Bearer e2e-token");
+}
+
+TEST_F(Kubernetes, SeriesLimitFoldsExactlyTheExcess) {
+  const std::string s = random_suffix(4);
+  std::vector<TestPod> pods;
+  PodCgroups cgroups;
+  std::vector<TestCgroup*> cgs;
+  for (int i = 0; i < 3; ++i) {
+    const std::string n = std::to_string(i);
+    pods.push_back({"shop", "w" + n + "-" + s, uuid(n + s), "node-e2e", {{"app", hex_id(n + "-app" + s)}}});
+    cgs.push_back(
+        &cgroups.container(pods.back(), pods.back().containers[0].second, "cgroupfs", "besteffort"));
+    api_->upsert(pod_json(pods.back()));
+  }
+  // comm and cgroup blanked: every process outside our pods is one series, each pod container one.
+  AgentProcess agent(in_cluster_config(R"(, "cardinality": {"drop_labels": ["comm", "cgroup"],
+      "family_max_series": {"podsight_process_execs_total": 2, "podsight_pod_info": 2}})"));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ASSERT_TRUE(eventually([&] { return synced(agent); }));
+  // The host's series first (an exec outside any pod), so it is admitted before ours appear.
+  TestCgroup host;
+  ASSERT_EQ(host.run({"/bin/true"}), 0);
+  Scrape first = agent.scrape();
+  ASSERT_TRUE(one_series(first, "podsight_process_execs_total", {{"pod", ""}, {"overflow", ""}}).has_value());
+  // pod_info: three pods, two places: exactly one folded.
+  EXPECT_EQ(first.count("podsight_pod_info"), 3u);
+  EXPECT_EQ(first.value("podsight_pod_info", {{"overflow", "true"}}), 1);
+  EXPECT_EQ(first.value("podsight_series_dropped_total", {{"family", "podsight_pod_info"}}), 1);
+
+  const std::vector<int> runs = {3, 5, 7};
+  for (std::size_t i = 0; i < pods.size(); ++i) {
+    for (int r = 0; r < runs[i]; ++r) ASSERT_EQ(cgs[i]->run({"/bin/true"}), 0);
+  }
+  auto check = [&](const Scrape& sc, const std::vector<int>& counts) -> std::string {
+    // Exactly two own series: the host's and one pod's; the other two pods' counts in the overflow.
+    std::string admitted;
+    double admitted_value = 0;
+    std::size_t own = 0;
+    for (const auto& ser : sc.series()) {
+      if (ser.name != "podsight_process_execs_total" || ser.labels.count("overflow")) continue;
+      ++own;
+      if (!ser.labels.at("pod").empty()) {
+        admitted = ser.labels.at("pod");
+        admitted_value = ser.value;
+      }
+    }
+    EXPECT_EQ(own, 2u) << sc.text();
+    double total = 0;
+    for (std::size_t i = 0; i < pods.size(); ++i) {
+      total += counts[i];
+      if (pods[i].name == admitted) EXPECT_EQ(admitted_value, counts[i]);
+    }
+    auto overflow = one_series(sc, "podsight_process_execs_total", {{"overflow", "true"}});
+    EXPECT_TRUE(overflow.has_value());
+    if (overflow) {
+      EXPECT_EQ(overflow->value, total - admitted_value);
+      EXPECT_EQ(overflow->labels.at("namespace"), "");
+      EXPECT_EQ(overflow->labels.at("pod"), "");
+      EXPECT_EQ(overflow->labels.at("comm"), "");
+    }
+    EXPECT_EQ(sc.value("podsight_series_dropped_total", {{"family", "podsight_process_execs_total"}}), 2);
+    return admitted;
+  };
+  const std::string admitted = check(agent.scrape(), runs);
+  EXPECT_FALSE(admitted.empty());
+  // More of the same: the same pod keeps its place, the others keep counting in the overflow.
+  for (std::size_t i = 0; i < pods.size(); ++i) ASSERT_EQ(cgs[i]->run({"/bin/true"}), 0);
+  EXPECT_EQ(check(agent.scrape(), {4, 6, 8}), admitted);
+}
+
+}  // namespace
+}  // namespace podsight::testing

@@ -1,0 +1,178 @@
+// Series budget: the limit per family, the overflow series and its value, admission that sticks across
+// scrapes, places freed by series that ended, counters that never go backwards, labels dropped or cut.
+#include "metrics/series_budget.hpp"
+
+#include "metrics/family_builder.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace podsight::metrics {
+namespace {
+
+using prometheus::MetricType;
+
+prometheus::MetricFamily family(MetricType type, const std::vector<std::pair<std::string, double>>& series,
+                                const std::string& name = "podsight_test_total") {
+  FamilyBuilder b(name, "test", type, {"pod", "comm"});
+  for (const auto& [pod, v] : series) b.add({pod, "sh"}, v);
+  return b.take();
+}
+
+// label "pod" (or "overflow") -> value
+std::map<std::string, double> values(const prometheus::MetricFamily& f) {
+  std::map<std::string, double> out;
+  for (const auto& m : f.metric) {
+    std::string key;
+    for (const auto& l : m.label) {
+      if (l.name == "pod" && !l.value.empty()) key = l.value;
+      if (l.name == kOverflowLabel) key = "<overflow>";
+    }
+    out[key] = f.type == MetricType::Counter ? m.counter.value : m.gauge.value;
+  }
+  return out;
+}
+
+TEST(SeriesBudget, FoldsSeriesBeyondTheLimitIntoOneOverflowSeries) {
+  SeriesBudget budget(BudgetOptions{.max_series = 3});
+  auto f = family(MetricType::Counter, {{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}, {"e", 5}});
+  budget.apply(f, true);
+  EXPECT_EQ(values(f), (std::map<std::string, double>{{"a", 1}, {"b", 2}, {"c", 3}, {"<overflow>", 9}}));
+  EXPECT_EQ(budget.dropped("podsight_test_total"), 2u);
+  // The overflow series has every label of the family, empty, plus overflow="true".
+  const auto& overflow = f.metric.back();
+  ASSERT_EQ(overflow.label.size(), 3u);
+  EXPECT_EQ(overflow.label[0].name, "pod");
+  EXPECT_EQ(overflow.label[0].value, "");
+  EXPECT_EQ(overflow.label[1].name, "comm");
+  EXPECT_EQ(overflow.label[2].name, "overflow");
+  EXPECT_EQ(overflow.label[2].value, "true");
+
+  std::vector<prometheus::MetricFamily> self;
+  budget.collect(self);
+  ASSERT_EQ(self.size(), 1u);
+  EXPECT_EQ(self[0].name, "podsight_series_dropped_total");
+  ASSERT_EQ(self[0].metric.size(), 1u);
+  EXPECT_EQ(self[0].metric[0].counter.value, 2);
+}
+
+TEST(SeriesBudget, AdmissionSticksAcrossScrapes) {
+  SeriesBudget budget(BudgetOptions{.max_series = 2});
+  auto f1 = family(MetricType::Counter, {{"a", 1}, {"b", 1}});
+  budget.apply(f1, true);
+  // New series appear first in the order: a and b keep their places, x and y overflow.
+  auto f2 = family(MetricType::Counter, {{"x", 10}, {"y", 20}, {"a", 2}, {"b", 3}});
+  budget.apply(f2, true);
+  EXPECT_EQ(values(f2), (std::map<std::string, double>{{"a", 2}, {"b", 3}, {"<overflow>", 30}}));
+  EXPECT_EQ(budget.dropped("podsight_test_total"), 2u);
+  // Same series again: nothing new is dropped; the folded ones count on inside the overflow series.
+  auto f3 = family(MetricType::Counter, {{"x", 11}, {"y", 21}, {"a", 2}, {"b", 3}});
+  budget.apply(f3, true);
+  EXPECT_EQ(values(f3)["<overflow>"], 32);
+  EXPECT_EQ(budget.dropped("podsight_test_total"), 2u);
+}
+
+TEST(SeriesBudget, EndedSeriesFreeTheirPlaceAndCountersNeverGoBack) {
+  SeriesBudget budget(BudgetOptions{.max_series = 2});
+  auto f1 = family(MetricType::Counter, {{"a", 1}, {"b", 1}, {"x", 10}, {"y", 20}});
+  budget.apply(f1, true);
+  EXPECT_EQ(values(f1)["<overflow>"], 30);
+  // a ended (its cgroup was collected): x takes its place with its own series; the 10 it had counted
+  // stay in the overflow counter, and y ended too: its 20 stay as well.
+  auto f2 = family(MetricType::Counter, {{"b", 2}, {"x", 12}});
+  budget.apply(f2, true);
+  EXPECT_EQ(values(f2), (std::map<std::string, double>{{"b", 2}, {"x", 12}, {"<overflow>", 30}}));
+  // Nothing folded any more: a counter's overflow series stays (at its last value), never decreasing.
+  auto f3 = family(MetricType::Counter, {{"b", 3}, {"x", 13}});
+  budget.apply(f3, true);
+  EXPECT_EQ(values(f3)["<overflow>"], 30);
+}
+
+TEST(SeriesBudget, IncompleteScrapeReleasesNothing) {
+  SeriesBudget budget(BudgetOptions{.max_series = 1});
+  auto f1 = family(MetricType::Counter, {{"a", 1}, {"x", 5}});
+  budget.apply(f1, true);
+  // The collector failed half-way: a and x were not read, but they may well exist.
+  auto f2 = family(MetricType::Counter, {{"y", 7}});
+  budget.apply(f2, false);
+  EXPECT_EQ(values(f2),
+            (std::map<std::string, double>{{"<overflow>", 12}}));  // y folded, x's last value kept
+  auto f3 = family(MetricType::Counter, {{"a", 2}, {"x", 6}, {"y", 7}});
+  budget.apply(f3, true);
+  EXPECT_EQ(values(f3), (std::map<std::string, double>{{"a", 2}, {"<overflow>", 13}}));
+}
+
+TEST(SeriesBudget, GaugesOverflowOnlyWhileSomethingIsFolded) {
+  SeriesBudget budget(BudgetOptions{.max_series = 1});
+  auto f1 = family(MetricType::Gauge, {{"a", 1}, {"b", 1}, {"c", 1}}, "podsight_test_info");
+  budget.apply(f1, true);
+  EXPECT_EQ(values(f1), (std::map<std::string, double>{{"a", 1}, {"<overflow>", 2}}));
+  auto f2 = family(MetricType::Gauge, {{"a", 1}}, "podsight_test_info");
+  budget.apply(f2, true);
+  EXPECT_EQ(values(f2), (std::map<std::string, double>{{"a", 1}}));
+}
+
+TEST(SeriesBudget, PerFamilyLimitsAndIndependentFamilies) {
+  SeriesBudget budget(BudgetOptions{.max_series = 100, .family_max_series = {{"podsight_small_total", 1}}});
+  auto small = family(MetricType::Counter, {{"a", 1}, {"b", 1}}, "podsight_small_total");
+  auto big = family(MetricType::Counter, {{"a", 1}, {"b", 1}}, "podsight_big_total");
+  budget.apply(small, true);
+  budget.apply(big, true);
+  EXPECT_EQ(small.metric.size(), 2u);  // a + overflow
+  EXPECT_EQ(big.metric.size(), 2u);    // a, b
+  EXPECT_EQ(budget.dropped("podsight_small_total"), 1u);
+  EXPECT_EQ(budget.dropped("podsight_big_total"), 0u);
+  EXPECT_EQ(budget.limit("podsight_small_total"), 1u);
+  EXPECT_EQ(budget.limit("podsight_big_total"), 100u);
+}
+
+TEST(SeriesBudget, DroppedLabelsMergeSeriesBeforeTheLimit) {
+  SeriesBudget budget(BudgetOptions{.max_series = 2, .drop_labels = {"comm"}});
+  FamilyBuilder b("podsight_execs_total", "test", MetricType::Counter, {"pod", "comm"});
+  b.add({"a", "sh"}, 1);
+  b.add({"a", "ls"}, 2);
+  b.add({"b", "sh"}, 4);
+  auto f = b.take();
+  budget.apply(f, true);
+  ASSERT_EQ(f.metric.size(), 2u);  // a (sh + ls), b: under the limit once comm is gone
+  EXPECT_EQ(f.metric[0].label[1].value, "");
+  EXPECT_EQ(f.metric[0].counter.value, 3);
+  EXPECT_EQ(f.metric[1].counter.value, 4);
+  EXPECT_EQ(budget.dropped("podsight_execs_total"), 0u);
+}
+
+TEST(SeriesBudget, CappedLabelsAreCutOnACharacterBoundary) {
+  SeriesBudget budget(BudgetOptions{.label_max_bytes = {{"comm", 4}}});
+  FamilyBuilder b("podsight_execs_total", "test", MetricType::Counter, {"pod", "comm"});
+  b.add({"a", "abcdef"}, 1);
+  b.add({"a", "abcdxyz"}, 2);
+  b.add({"a", "abc\xc3\xa9"}, 4);  // "abcé": the 4-byte cut falls inside é
+  auto f = b.take();
+  budget.apply(f, true);
+  ASSERT_EQ(f.metric.size(), 2u);
+  EXPECT_EQ(f.metric[0].label[1].value, "abcd");
+  EXPECT_EQ(f.metric[0].counter.value, 3);
+  EXPECT_EQ(f.metric[1].label[1].value, "abc");
+  EXPECT_EQ(f.metric[1].label[0].value, "a");  // other labels untouched
+}
+
+TEST(SeriesBudget, ManySeriesKeepExactlyTheLimit) {
+  SeriesBudget budget(BudgetOptions{.max_series = 1000});
+  std::vector<std::pair<std::string, double>> series;
+  double total = 0;
+  for (int i = 0; i < 5000; ++i) {
+    series.emplace_back("pod-" + std::to_string(i), i);
+    total += i;
+  }
+  auto f = family(MetricType::Counter, series);
+  budget.apply(f, true);
+  ASSERT_EQ(f.metric.size(), 1001u);
+  double kept = 0;
+  for (std::size_t i = 0; i + 1 < f.metric.size(); ++i) kept += f.metric[i].counter.value;
+  EXPECT_EQ(kept + f.metric.back().counter.value, total);  // nothing lost, nothing counted twice
+  EXPECT_EQ(budget.dropped("podsight_test_total"), 4000u);
+}
+
+}  // namespace
+}  // namespace podsight::metrics
