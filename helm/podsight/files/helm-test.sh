@@ -4,20 +4,25 @@
 set -u
 svc=$PODSIGHT_SERVICE
 port=$PODSIGHT_PORT
-# A headless Service resolves to one address per agent; without DNS answers, try the name itself.
-targets=$(nslookup "$svc" 2>/dev/null | awk '/^Name:/ { named = 1; next } named && /^Address/ { print $NF }')
+# A headless Service resolves to one address per agent; an address is used as it is; without DNS
+# answers, the name itself.
+case "$svc" in
+  *[!0-9.]* | "") targets=$(nslookup "$svc" 2>/dev/null | awk '/^Name:/ { named = 1; next } named && /^Address/ { print $NF }') ;;
+  *) targets=$svc ;;
+esac
 [ -n "$targets" ] || targets=$svc
 failed=0
 count=0
 for t in $targets; do
   count=$((count + 1))
   case "$t" in *:*) host="[$t]" ;; *) host=$t ;; esac
-  if ! ready=$(wget -q -T 10 -O - "http://$host:$port/readyz" 2>&1); then
+  # timeout(1) rather than wget -T, which crashes some busybox builds.
+  if ! ready=$(timeout 15 wget -q -O - "http://$host:$port/readyz" 2>&1); then
     echo "FAIL $t: /readyz not 200: $ready"
     failed=$((failed + 1))
     continue
   fi
-  if ! metrics=$(wget -q -T 10 -O - "http://$host:$port/metrics" 2>&1); then
+  if ! metrics=$(timeout 15 wget -q -O - "http://$host:$port/metrics" 2>&1); then
     echo "FAIL $t: /metrics: $metrics"
     failed=$((failed + 1))
     continue
