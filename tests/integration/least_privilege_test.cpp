@@ -40,8 +40,7 @@ std::vector<std::string> chart_capabilities() {
     }
     if (body == "add:") {
       add_indent = ind;
-    } else if (add_indent != std::string::npos && ind > add_indent - 1 && body.starts_with("- ") &&
-               !body.starts_with("- ALL")) {
+    } else if (add_indent != std::string::npos && ind >= add_indent && body.starts_with("- ")) {
       std::string cap = body.substr(2);
       if (cap.size() >= 2 && cap.front() == '"' && cap.back() == '"') cap = cap.substr(1, cap.size() - 2);
       caps.push_back(cap);

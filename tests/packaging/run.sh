@@ -210,6 +210,7 @@ step_capabilities() {
 	local families f others g caps
 	check "bpfStats adds CAP_SYS_ADMIN and nothing else" stats_adds_sys_admin
 	families=$(field "$work/matrix/defaults.yaml" ConfigMap 'Object.keys(JSON.parse(o.data["config.json"]).programs).join(" ")')
+	check "the chart's config.programs names every family the agent has" chart_names_every_family "$families"
 	for f in $families; do
 		others=()
 		for g in $families; do [[ $g == "$f" ]] || others+=(--set "config.programs.$g.enabled=false"); done
@@ -228,6 +229,15 @@ step_capabilities() {
 			check "family $f: fails --check without CAP_$c" fails_without "$(without "$caps" "$c")" "$work/family-$f.json"
 		done
 	done
+}
+# A family the agent has but the chart's values leave out would run with the agent's default
+# enablement and without its capabilities: the agent's --check lists every family it has.
+chart_names_every_family() {
+	local have
+	have=$("$agent" --check --log-level error 2>/dev/null | awk '$1 == "program" { print $2 }' | sort | paste -sd' ')
+	echo "agent families: $have; chart config.programs: $1"
+	[[ $have == "$(tr ' ' '\n' <<<"$1" | sort | paste -sd' ')" ]] ||
+		{ echo "add the missing families to config.programs in helm/podsight/values.yaml (and their capabilities in templates/_helpers.tpl)"; return 1; }
 }
 stats_adds_sys_admin() {
 	render "$work/stats.yaml" --set bpfStats=true || return 1
