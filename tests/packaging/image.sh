@@ -28,7 +28,10 @@ image_base() {
 image_build() {
 	"${PODMAN[@]}" build --isolation=chroot --pull=never -t "$image_tag" \
 		--build-arg PODSIGHT_REVISION="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" . 2>&1 | tail -15
-	return "${PIPESTATUS[0]}"
+	local rc=${PIPESTATUS[0]}
+	# Builder stages of earlier runs (about 1.2 GB each) go; today's stay as the layer cache.
+	"${PODMAN[@]}" image prune -f --filter until=24h >/dev/null 2>&1
+	return "$rc"
 }
 
 # Every file of the runtime image: the agent, the libraries it links, the loader and its cache, the
