@@ -90,8 +90,8 @@ A family in config.programs without an entry here stops the rendering: add its r
 {{- define "podsight.familyCapabilities" -}}
 exec: [BPF, PERFMON]
 tcp: [BPF, PERFMON]
-xdp: [BPF, NET_ADMIN]
-cgroup_skb: [BPF, NET_ADMIN]
+xdp: [BPF, PERFMON, NET_ADMIN]
+cgroup_skb: [BPF, PERFMON, NET_ADMIN]
 {{- end }}
 
 {{/* The container's capability list: the union over enabled families, sorted, as a YAML list. */}}
