@@ -220,7 +220,11 @@ step_capabilities() {
 		others=()
 		for g in $families; do [[ $g == "$f" ]] || others+=(--set "config.programs.$g.enabled=false"); done
 		local overlay=()
-		[[ -f tests/packaging/family-values/$f.yaml ]] && overlay=(-f "tests/packaging/family-values/$f.yaml")
+		if [[ -f tests/packaging/family-values/$f.yaml ]]; then
+			make_test_veth
+			sed "s/@VETH@/$veth_name/g" "tests/packaging/family-values/$f.yaml" >"$work/family-values-$f.yaml"
+			overlay=(-f "$work/family-values-$f.yaml")
+		fi
 		render "$work/family-$f.yaml" --set "config.programs.$f.enabled=true" "${others[@]}" "${overlay[@]}" || {
 			check "family $f renders alone" false
 			continue
@@ -251,6 +255,17 @@ stats_adds_sys_admin() {
 	got=$(capabilities_of "$work/stats.yaml")
 	echo "defaults $base, with bpfStats $got"
 	[[ $(tr , '\n' <<<"$base,SYS_ADMIN" | sort | paste -sd,) == "$(tr , '\n' <<<"$got" | sort | paste -sd,)" ]]
+}
+# A veth pair of our own ($veth_name), made once, for families that attach to interfaces: the
+# checks must not touch the machine's real network devices.
+veth_name=""
+make_test_veth() {
+	[[ -z $veth_name ]] || return 0
+	veth_name=pkv$(tr -dc a-z </dev/urandom | head -c 8)
+	ip link add "$veth_name" type veth peer name "${veth_name}p"
+	ip link set "$veth_name" up
+	ip link set "${veth_name}p" up
+	cleanups+=("ip link del $veth_name")
 }
 fails_without() {
 	local out rc=0
