@@ -97,6 +97,20 @@ image_run() {
 	value=$(grep -F "cgroup=\"/podsight-image-$$\",comm=\"$comm\"}" "$work/image-scrape.txt" | awk '{ print $NF }')
 	echo "podsight_process_execs_total{cgroup=/podsight-image-$$,comm=$comm} = ${value:-none} (want $n)"
 	[[ $value == "$n" ]] || return 1
+	# cgroup_skb in the container must attach at the host's cgroup2 root (cgroup_root), not at the
+	# container's own cgroup: packets a host cgroup sends are then counted, exactly.
+	if grep -q '^# TYPE podsight_network_packets_total ' "$work/image-scrape.txt"; then
+		local k=7 sent
+		for ((i = 0; i < k; i++)); do
+			(echo $BASHPID >"$cg/podsight-image-$$/cgroup.procs" && exec bash -c 'echo x >/dev/udp/127.0.0.1/9')
+		done
+		sent=$(http "$port" /metrics | grep -F "cgroup=\"/podsight-image-$$\",direction=\"egress\"}" |
+			grep '^podsight_network_packets_total' | awk '{ print $NF }')
+		echo "podsight_network_packets_total{cgroup=/podsight-image-$$,direction=egress} = ${sent:-none} (want $k)"
+		[[ $sent == "$k" ]] || return 1
+	else
+		echo "no cgroup_skb family in this build: network counting in the container not checked"
+	fi
 	revision=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 	grep -F "revision=\"$revision\"" "$work/image-scrape.txt" | grep -q '^podsight_build_info' ||
 		{ echo "podsight_build_info does not name revision $revision"; return 1; }
