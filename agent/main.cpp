@@ -58,6 +58,12 @@ int main(int argc, char** argv) {
     std::cerr << "podsight: " << cfg.error().message() << "\n";
     return kExitUsage;
   }
+  if (cl->validate_config) {
+    // Before logging, BPF or HTTP: a config check must not need privileges or touch the kernel.
+    std::cout << "podsight: configuration valid ("
+              << (cl->config_file.empty() ? std::string("defaults") : cl->config_file) << ")\n";
+    return 0;
+  }
   log::setup(cfg->log_format, level_of(cfg->log_level));
   log::bridge_libbpf();
 

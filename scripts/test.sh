@@ -10,3 +10,6 @@ scripts/kernel-mounts.sh || true
 cd build
 ctest --output-on-failure --timeout 600 -L unit -j2
 ctest --output-on-failure --timeout 600 -L integration
+cd ..
+# The chart, manifests, alerts, dashboards' rules, least privilege and the container image.
+tests/packaging/run.sh

@@ -306,7 +306,9 @@ int Agent::check(std::ostream& out) {
   rows.push_back({"btf", features_.has_vmlinux_btf(),
                   features_.has_vmlinux_btf() ? "/sys/kernel/btf/vmlinux" : "no vmlinux BTF: CO-RE cannot relocate"});
   const auto& m = features_.mounts();
-  rows.push_back({"bpffs", !m.bpffs.empty(), m.bpffs.empty() ? "not mounted" : m.bpffs});
+  // Informational: podsight pins nothing, so the chart does not mount bpffs into the pod.
+  rows.push_back(
+      {"bpffs", true, m.bpffs.empty() ? "not mounted (not needed: podsight pins nothing)" : m.bpffs});
   rows.push_back({"tracefs", !m.tracefs.empty(), m.tracefs.empty() ? "not mounted" : m.tracefs});
   const std::string& cg = cgroups_->root();
   rows.push_back({"cgroup2", is_dir(cg), cg.empty() ? "no cgroup2 mount found" : cg});

@@ -212,7 +212,8 @@ Result<Config> load_file(const std::string& path) {
 
 std::string usage() {
   return "Usage: podsight [--config FILE] [--listen ADDR:PORT] [--log-format json|text]\n"
-         "                [--log-level trace|debug|info|warn|error] [--check] [--version] [--help]\n"
+         "                [--log-level trace|debug|info|warn|error] [--check] [--validate-config]\n"
+         "                [--version] [--help]\n"
          "\n"
          "  --config FILE      JSON configuration (keys: docs/configuration.md)\n"
          "  --listen ADDR:PORT address for /metrics, /healthz, /readyz (default 0.0.0.0:" +
@@ -221,7 +222,9 @@ std::string usage() {
          "  --log-format FMT   json (default) or text\n"
          "  --log-level LEVEL  default info\n"
          "  --check            preflight: load and attach every enabled program family, print a\n"
-         "                     table, exit 0 only if everything passes\n";
+         "                     table, exit 0 only if everything passes\n"
+         "  --validate-config  check the configuration file and flags, load nothing, exit 0 if\n"
+         "                     valid and 2 if not (needs no privileges)\n";
 }
 
 Result<CommandLine> parse_args(int argc, const char* const* argv) {
@@ -255,6 +258,8 @@ Result<CommandLine> parse_args(int argc, const char* const* argv) {
       st = take(cl.log_level);
     } else if (arg == "--check" && !has_inline) {
       cl.check = true;
+    } else if (arg == "--validate-config" && !has_inline) {
+      cl.validate_config = true;
     } else if ((arg == "--help" || arg == "-h") && !has_inline) {
       cl.help = true;
     } else if (arg == "--version" && !has_inline) {

@@ -116,6 +116,7 @@ struct CommandLine {
   std::string log_format;  // overrides log.format
   std::string log_level;   // overrides log.level
   bool check = false;
+  bool validate_config = false;  // parse and validate the file and flags, load nothing, exit 0 or 2
   bool help = false;
   bool version = false;
 };

@@ -238,6 +238,22 @@ TEST(Config, BadFlags) {
   EXPECT_FALSE(resolve(*l).ok());
 }
 
+TEST(Config, ValidateConfigFlag) {
+  const char* plain[] = {"podsight", "--config", "/etc/podsight/config.json"};
+  auto p = parse_args(3, plain);
+  ASSERT_TRUE(p.ok());
+  EXPECT_FALSE(p->validate_config);
+  const char* argv[] = {"podsight", "--validate-config", "--config", "/etc/podsight/config.json"};
+  auto cl = parse_args(4, argv);
+  ASSERT_TRUE(cl.ok()) << cl.error().message();
+  EXPECT_TRUE(cl->validate_config);
+  EXPECT_EQ(cl->config_file, "/etc/podsight/config.json");
+  // A flag, not an option: a value is an error rather than silently ignored.
+  const char* valued[] = {"podsight", "--validate-config=yes"};
+  EXPECT_FALSE(parse_args(2, valued).ok());
+  EXPECT_NE(usage().find("--validate-config"), std::string::npos);
+}
+
 // docs/configuration.md documents exactly the keys the parser accepts: a key added in code without a
 // line in the docs (or documented but gone) fails here.
 TEST(Config, DocumentationListsExactlyTheAcceptedKeys) {

@@ -14,10 +14,13 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <random>
 #include <sstream>
 #include <thread>
@@ -295,7 +298,54 @@ std::vector<std::string> undocumented_metrics(const std::string& exposition) {
 
 // --- the agent process ----------------------------------------------------------------------------
 
-AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std::string> extra_args) {
+std::vector<std::string> with_only_capabilities(const std::string& capabilities) {
+  std::string bounding = "-all";
+  std::stringstream in(capabilities);
+  for (std::string cap; std::getline(in, cap, ',');) {
+    if (cap.empty()) continue;
+    for (auto& ch : cap) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (cap.starts_with("cap_")) cap = cap.substr(4);
+    bounding += ",+" + cap;
+  }
+  // uid 0 keeps its uid; execve then gives it exactly the bounding set as permitted and effective.
+  return {"setpriv",        "--bounding-set", bounding,         "--inh-caps", "-all",
+          "--ambient-caps", "-all",           "--no-new-privs", "--"};
+}
+
+std::optional<std::string> agent_capabilities_from_env(bool bpf_stats) {
+  const char* caps =
+      std::getenv(bpf_stats ? "PODSIGHT_TEST_AGENT_CAPS_BPF_STATS" : "PODSIGHT_TEST_AGENT_CAPS");
+  if (caps == nullptr || *caps == '\0') return std::nullopt;
+  return std::string(caps);
+}
+
+std::set<std::string> effective_capabilities(pid_t pid) {
+  // Index = capability number (include/uapi/linux/capability.h).
+  // clang-format off
+  static const char* const kNames[] = {
+      "CHOWN",         "DAC_OVERRIDE",  "DAC_READ_SEARCH", "FOWNER",     "FSETID",           "KILL",
+      "SETGID",        "SETUID",        "SETPCAP",         "LINUX_IMMUTABLE", "NET_BIND_SERVICE", "NET_BROADCAST",
+      "NET_ADMIN",     "NET_RAW",       "IPC_LOCK",        "IPC_OWNER",  "SYS_MODULE",       "SYS_RAWIO",
+      "SYS_CHROOT",    "SYS_PTRACE",    "SYS_PACCT",       "SYS_ADMIN",  "SYS_BOOT",         "SYS_NICE",
+      "SYS_RESOURCE",  "SYS_TIME",      "SYS_TTY_CONFIG",  "MKNOD",      "LEASE",            "AUDIT_WRITE",
+      "AUDIT_CONTROL", "SETFCAP",       "MAC_OVERRIDE",    "MAC_ADMIN",  "SYSLOG",           "WAKE_ALARM",
+      "BLOCK_SUSPEND", "AUDIT_READ",    "PERFMON",         "BPF",        "CHECKPOINT_RESTORE"};
+  // clang-format on
+  std::set<std::string> out;
+  std::istringstream status(read_file("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(status, line);) {
+    if (!line.starts_with("CapEff:")) continue;
+    const unsigned long long mask = std::strtoull(line.c_str() + 7, nullptr, 16);
+    for (unsigned i = 0; i < 64; ++i) {
+      if (((mask >> i) & 1ULL) == 0) continue;
+      out.insert(i < std::size(kNames) ? kNames[i] : "CAP_" + std::to_string(i));
+    }
+  }
+  return out;
+}
+
+AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std::string> extra_args,
+                           std::optional<std::string> capabilities) {
   dir_ = make_temp_dir("podsight-agent");
   config_path_ = dir_ + "/config.json";
   log_path_ = dir_ + "/agent.log";
@@ -307,18 +357,21 @@ AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std
   // every other test's agent watch the runner's cluster.
   if (!cfg.contains("kubernetes")) cfg["kubernetes"] = {{"source", "off"}};
   write_file(config_path_, cfg.dump(2));
+  if (!capabilities) capabilities = agent_capabilities_from_env(cfg.value("bpf_stats", false));
+  std::vector<std::string> argv;
+  if (capabilities) argv = with_only_capabilities(*capabilities);
+  argv.insert(argv.end(), {PODSIGHT_AGENT_BINARY, "--config", config_path_});
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
 
   pid_ = ::fork();
   if (pid_ == 0) {
     int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    std::vector<std::string> argv{PODSIGHT_AGENT_BINARY, "--config", config_path_};
-    argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
-    ::execv(args[0], args.data());
+    ::execvp(args[0], args.data());
     ::_exit(127);
   }
 }

@@ -87,11 +87,27 @@ std::string promtool_problems(const std::string& exposition);
 // list in a table row; empty when every family is documented.
 std::vector<std::string> undocumented_metrics(const std::string& exposition);
 
+// Least privilege. `capabilities` is a comma-separated list as Kubernetes spells it ("BPF,PERFMON").
+// The command prefix that runs a program as root with exactly those capabilities, as a container
+// runtime does for the chart's securityContext (drop ALL, add these, allowPrivilegeEscalation
+// false): bounding set = the list, nothing inheritable or ambient, no_new_privs. Uses setpriv.
+std::vector<std::string> with_only_capabilities(const std::string& capabilities);
+// Capabilities for every AgentProcess, from the environment (tests/packaging sets them from the
+// rendered helm chart and runs the integration suite again): PODSIGHT_TEST_AGENT_CAPS, and
+// PODSIGHT_TEST_AGENT_CAPS_BPF_STATS for configs with "bpf_stats": true (the chart grants more
+// then). nullopt: run with the test's own privileges.
+std::optional<std::string> agent_capabilities_from_env(bool bpf_stats);
+// The effective capabilities of a process (CapEff in /proc/PID/status), as upper-case names without
+// the CAP_ prefix, e.g. {"BPF", "PERFMON"}.
+std::set<std::string> effective_capabilities(pid_t pid);
+
 // The agent binary running as a child process with a generated config.
 class AgentProcess {
  public:
   // `config_json` is merged over a base config that listens on 127.0.0.1 on a free port.
-  explicit AgentProcess(const std::string& extra_config_json = "{}", std::vector<std::string> extra_args = {});
+  // `capabilities` (see with_only_capabilities) overrides agent_capabilities_from_env().
+  explicit AgentProcess(const std::string& extra_config_json = "{}", std::vector<std::string> extra_args = {},
+                        std::optional<std::string> capabilities = std::nullopt);
   ~AgentProcess();
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;

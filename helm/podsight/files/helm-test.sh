@@ -1,0 +1,39 @@
+# Run by the chart's `helm test` pod (busybox sh): every agent behind the headless Service must be
+# ready and serve metrics with at least one program family attached. tests/packaging runs this same
+# script against a real agent.
+set -u
+svc=$PODSIGHT_SERVICE
+port=$PODSIGHT_PORT
+# A headless Service resolves to one address per agent; an address is used as it is; without DNS
+# answers, the name itself.
+case "$svc" in
+  *[!0-9.]* | "") targets=$(nslookup "$svc" 2>/dev/null | awk '/^Name:/ { named = 1; next } named && /^Address/ { print $NF }') ;;
+  *) targets=$svc ;;
+esac
+[ -n "$targets" ] || targets=$svc
+failed=0
+count=0
+for t in $targets; do
+  count=$((count + 1))
+  case "$t" in *:*) host="[$t]" ;; *) host=$t ;; esac
+  # timeout(1) rather than wget -T, which crashes some busybox builds.
+  if ! ready=$(timeout 15 wget -q -O - "http://$host:$port/readyz" 2>&1); then
+    echo "FAIL $t: /readyz not 200: $ready"
+    failed=$((failed + 1))
+    continue
+  fi
+  if ! metrics=$(timeout 15 wget -q -O - "http://$host:$port/metrics" 2>&1); then
+    echo "FAIL $t: /metrics: $metrics"
+    failed=$((failed + 1))
+    continue
+  fi
+  attached=$(echo "$metrics" | grep -c '^podsight_program_attached{.*} 1$')
+  if [ "$attached" -eq 0 ]; then
+    echo "FAIL $t: no program family attached"
+    failed=$((failed + 1))
+    continue
+  fi
+  echo "ok   $t: ready, $attached program families attached"
+done
+echo "$count agents, $failed failed"
+[ "$failed" -eq 0 ] && [ "$count" -gt 0 ]

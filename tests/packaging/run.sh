@@ -1,0 +1,364 @@
+#!/usr/bin/env bash
+# Proves what users install with the tools that consume it: the helm chart (helm lint/template over a
+# matrix of values, offline schema validation, the rendered config judged by the agent), deploy/ in
+# sync with the chart, the alerts (promtool), the capabilities the chart grants (the agent with
+# exactly those, per family, and the whole integration suite again under them), the helm test
+# script against a real agent, and the container image (built with podman from the Dockerfile and
+# run as the chart runs it). scripts/test.sh runs it after the integration tests, as root, after
+# scripts/build.sh. Everything it downloads comes from apt or npm and is cached in ignored
+# directories of the repository (.cache/packaging, tests/packaging/node_modules).
+#
+#   tests/packaging/run.sh [STEP...]   steps: chart config deploy rules capabilities suite helmtest image
+#   PODSIGHT_PACKAGING_SKIP="image suite" tests/packaging/run.sh    (for local iterations; CI runs all)
+#   PODSIGHT_PACKAGING_VERBOSE=1 tests/packaging/run.sh             (show the output of passing checks)
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+root=$PWD
+source tests/packaging/tools.sh
+export NODE_PATH=$root/tests/packaging/node_modules
+build=${BUILD_DIR:-build}
+agent=$root/$build/agent/podsight
+chart=helm/podsight
+# The capabilities the chart grants with its default values (docs/security.md). Values files in
+# tests/packaging/values/ state theirs in an `# expect-capabilities:` line, where "defaults" stands
+# for this list.
+default_caps=BPF,NET_ADMIN,PERFMON  # sorted, as the chart lists them
+work=$(mktemp -d /tmp/podsight-packaging.XXXXXX)
+cleanups=()
+cleanup() {
+	local c
+	for c in "${cleanups[@]}"; do eval "$c" >/dev/null 2>&1; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+passed=0
+failed=0
+failures=()
+note() { echo "packaging: $*"; }
+# check NAME COMMAND...: one check; its output is shown when it fails.
+check() {
+	local name=$1 log=$work/check.log
+	shift
+	if "$@" >"$log" 2>&1; then
+		passed=$((passed + 1))
+		echo "  ok    $name"
+		[[ -z ${PODSIGHT_PACKAGING_VERBOSE:-} ]] || sed 's/^/        /' "$log"
+	else
+		failed=$((failed + 1))
+		failures+=("$name")
+		echo "  FAIL  $name"
+		tail -60 "$log" | sed 's/^/        /'
+	fi
+}
+
+# ---- helpers ------------------------------------------------------------------------------------------
+render() { # render OUT [helm args...]
+	local out=$1
+	shift
+	"$HELM" template podsight "$chart" --namespace podsight "$@" >"$out"
+}
+
+# field FILE KIND EXPR: a JavaScript expression over the first object of KIND in a rendered file.
+field() {
+	node -e '
+		const [file, kind, expr] = process.argv.slice(1);
+		const o = require("yaml").parseAllDocuments(require("fs").readFileSync(file, "utf8")).map((d) => d.toJS())
+			.find((d) => d && d.kind === kind && (kind !== "ConfigMap" || (d.data && d.data["config.json"])));
+		console.log(eval(expr));' "$1" "$2" "$3"
+}
+capabilities_of() { field "$1" DaemonSet 'o.spec.template.spec.containers[0].securityContext.capabilities.add.join(",")'; }
+# The rendered agent config with cgroup_root pointing at this host's cgroup2 mount instead of the
+# pod's /host/cgroup2, so that the agent can run with it here.
+host_config_of() {
+	node -e '
+		const c = JSON.parse(process.argv[1]);
+		c.cgroup_root = process.argv[2];
+		if (process.argv[3]) c.http = { ...c.http, listen: process.argv[3] };
+		require("fs").writeFileSync(process.argv[4], JSON.stringify(c, null, 2));' \
+		"$(field "$1" ConfigMap 'o.data["config.json"]')" "$(host_cgroup2)" "${3:-}" "$2"
+}
+host_cgroup2() { awk '$9 == "cgroup2" && $4 == "/" { print $5; exit }' /proc/self/mountinfo; }
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+# http PORT PATH: "STATUS BODY..." of a GET on 127.0.0.1 (bash's /dev/tcp: no curl needed).
+http() {
+	local resp
+	resp=$(timeout 10 bash -c 'exec 3<>/dev/tcp/127.0.0.1/$0 || exit 1
+		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$1" >&3; cat <&3' "$1" "$2" 2>/dev/null) || return 1
+	printf '%s\n' "$resp" | awk 'NR == 1 { print $2 } body { print } /^\r?$/ { body = 1 }'
+}
+wait_ready() { # wait_ready PORT: until /readyz answers (any status), at most 20 s
+	local i
+	for i in $(seq 200); do
+		http "$1" /readyz >/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# setpriv_for CAPS: SETPRIV=(the command prefix that runs a program as root with exactly CAPS, as the
+# container runtime applies the chart's securityContext). setpriv execs the program: same pid.
+setpriv_for() {
+	local bounding=-all c
+	for c in ${1//,/ }; do bounding+=",+${c,,}"; done
+	SETPRIV=(setpriv --bounding-set "$bounding" --inh-caps -all --ambient-caps -all --no-new-privs --)
+}
+with_caps() { # with_caps CAPS CMD...
+	setpriv_for "$1"
+	shift
+	"${SETPRIV[@]}" "$@"
+}
+without() { # without LIST ITEM: the comma list minus one item
+	local out="" c
+	for c in ${1//,/ }; do [[ $c == "$2" ]] || out+="${out:+,}$c"; done
+	echo "$out"
+}
+
+# The matrix: the defaults and every values file, rendered once.
+render_matrix() {
+	[[ -d $work/matrix ]] && return 0
+	mkdir -p "$work/matrix"
+	render "$work/matrix/defaults.yaml" || return 1
+	local f
+	for f in tests/packaging/values/*.yaml; do
+		render "$work/matrix/$(basename "$f")" -f "$f" || return 1
+	done
+}
+
+# ---- chart: lint, render, validate ---------------------------------------------------------------
+step_chart() {
+	note "chart: helm lint --strict, helm template over the defaults and tests/packaging/values/, objects validated offline"
+	check "helm lint --strict (defaults)" "$HELM" lint --strict "$chart"
+	check "render the matrix" render_matrix
+	check "defaults: schemas, unknown fields, node-agent rules" \
+		node tests/packaging/validate-objects.mjs "$work/matrix/defaults.yaml" --expect-capabilities "$default_caps"
+	local f caps
+	for f in tests/packaging/values/*.yaml; do
+		caps=$(sed -n 's/^# expect-capabilities: //p' "$f")
+		caps=${caps//defaults/$default_caps}
+		check "$(basename "$f"): helm lint --strict" "$HELM" lint --strict "$chart" -f "$f"
+		check "$(basename "$f"): schemas, unknown fields, rules, capabilities $caps" \
+			node tests/packaging/validate-objects.mjs "$work/matrix/$(basename "$f")" --expect-capabilities "$caps"
+	done
+	for f in tests/packaging/invalid/*.yaml; do
+		grep -q '^# expect-error: ' "$f" || continue
+		check "refuses $(basename "$f")" refuses "$f" "$(sed -n 's/^# expect-error: //p' "$f")"
+	done
+	check "Chart.yaml appVersion is the agent's version" chart_version_matches
+	check "NOTES.txt names the capabilities" bash -c \
+		"'$HELM' install --dry-run=client podsight '$chart' --namespace podsight | grep -F 'Capabilities granted: ${default_caps//,/, }'"
+}
+refuses() {
+	local out
+	if out=$("$HELM" template podsight "$chart" -f "$1" 2>&1); then
+		echo "rendered, but must be refused"
+		return 1
+	fi
+	grep -F -- "$2" <<<"$out" || { echo "$out"; return 1; }
+}
+chart_version_matches() {
+	local want
+	want=$("$agent" --version | awk '{ print $2 }')
+	grep -qx "appVersion: \"$want\"" "$chart/Chart.yaml" || { echo "agent $want, chart $(grep appVersion "$chart/Chart.yaml")"; return 1; }
+}
+
+# ---- config: what the ConfigMap holds, judged by the agent itself -------------------------------------
+step_config() {
+	note "config: every rendered config.json is accepted by podsight --validate-config"
+	render_matrix || { check "render the matrix" false; return; }
+	local f
+	for f in "$work"/matrix/*.yaml; do
+		check "agent accepts config.json of $(basename "$f")" agent_accepts "$f"
+	done
+	# Values the chart renders but the agent must refuse: the check has teeth.
+	for f in tests/packaging/invalid/*.yaml; do
+		grep -q '^# expect-agent-error: ' "$f" || continue
+		check "agent refuses config.json of $(basename "$f")" agent_refuses "$f" "$(sed -n 's/^# expect-agent-error: //p' "$f")"
+	done
+}
+agent_accepts() {
+	field "$1" ConfigMap 'o.data["config.json"]' >"$work/config.json" || return 1
+	"$agent" --validate-config --config "$work/config.json"
+}
+agent_refuses() {
+	local out rc=0
+	render "$work/refused.yaml" -f "$1" || return 1
+	field "$work/refused.yaml" ConfigMap 'o.data["config.json"]' >"$work/config.json" || return 1
+	out=$("$agent" --validate-config --config "$work/config.json" 2>&1) || rc=$?
+	echo "$out"
+	[[ $rc -eq 2 ]] && grep -qF -- "$2" <<<"$out"
+}
+
+# ---- deploy/ -------------------------------------------------------------------------------------------
+step_deploy() {
+	note "deploy: deploy/ is exactly what scripts/render-deploy.sh makes from the chart"
+	check "deploy/ matches the chart (else run scripts/render-deploy.sh)" bash -c \
+		"scripts/render-deploy.sh '$work/deploy' && diff -ru deploy '$work/deploy'"
+	check "deploy/kubernetes/podsight.yaml validates" \
+		node tests/packaging/validate-objects.mjs deploy/kubernetes/podsight.yaml --expect-capabilities "$default_caps"
+	check "deploy/kubernetes/podsight-monitoring.yaml validates" \
+		node tests/packaging/validate-objects.mjs deploy/kubernetes/podsight-monitoring.yaml
+}
+
+# ---- rules ---------------------------------------------------------------------------------------------
+step_rules() {
+	note "rules: promtool check rules, promtool test rules, a firing unit test for every alert"
+	check "promtool check rules" promtool check rules deploy/prometheus/podsight.rules.yaml
+	check "promtool test rules" promtool test rules tests/packaging/rules/podsight.rules.test.yaml
+	check "every alert has a firing unit test" node tests/packaging/rules-coverage.mjs \
+		deploy/prometheus/podsight.rules.yaml tests/packaging/rules/podsight.rules.test.yaml
+}
+
+# ---- capabilities --------------------------------------------------------------------------------------
+step_capabilities() {
+	note "capabilities: each family with exactly the set the chart grants for it, and none of it spare"
+	render_matrix || { check "render the matrix" false; return; }
+	local families f others g caps
+	check "bpfStats adds CAP_SYS_ADMIN and nothing else" stats_adds_sys_admin
+	families=$(field "$work/matrix/defaults.yaml" ConfigMap 'Object.keys(JSON.parse(o.data["config.json"]).programs).join(" ")')
+	check "the chart's config.programs names every family the agent has" chart_names_every_family "$families"
+	for f in $families; do
+		others=()
+		for g in $families; do [[ $g == "$f" ]] || others+=(--set "config.programs.$g.enabled=false"); done
+		local overlay=()
+		if [[ -f tests/packaging/family-values/$f.yaml ]]; then
+			make_test_veth
+			sed "s/@VETH@/$veth_name/g" "tests/packaging/family-values/$f.yaml" >"$work/family-values-$f.yaml"
+			overlay=(-f "$work/family-values-$f.yaml")
+		fi
+		render "$work/family-$f.yaml" --set "config.programs.$f.enabled=true" "${others[@]}" "${overlay[@]}" || {
+			check "family $f renders alone" false
+			continue
+		}
+		caps=$(capabilities_of "$work/family-$f.yaml")
+		host_config_of "$work/family-$f.yaml" "$work/family-$f.json"
+		check "family $f: passes --check as full root (the baseline)" "$agent" --check --config "$work/family-$f.json" --log-level error
+		check "family $f: passes --check with only $caps" with_caps "$caps" "$agent" --check --config "$work/family-$f.json" --log-level error
+		local c
+		for c in ${caps//,/ }; do
+			check "family $f: fails --check without CAP_$c" fails_without "$(without "$caps" "$c")" "$work/family-$f.json"
+		done
+	done
+}
+# A family the agent has but the chart's values leave out would run with the agent's default
+# enablement and without its capabilities: the agent's --check lists every family it has.
+chart_names_every_family() {
+	local have
+	have=$("$agent" --check --log-level error 2>/dev/null | awk '$1 == "program" { print $2 }' | sort | paste -sd' ')
+	echo "agent families: $have; chart config.programs: $1"
+	[[ $have == "$(tr ' ' '\n' <<<"$1" | sort | paste -sd' ')" ]] ||
+		{ echo "add the missing families to config.programs in helm/podsight/values.yaml (and their capabilities in templates/_helpers.tpl)"; return 1; }
+}
+stats_adds_sys_admin() {
+	render "$work/stats.yaml" --set bpfStats=true || return 1
+	local base got
+	base=$(capabilities_of "$work/matrix/defaults.yaml")
+	got=$(capabilities_of "$work/stats.yaml")
+	echo "defaults $base, with bpfStats $got"
+	[[ $(tr , '\n' <<<"$base,SYS_ADMIN" | sort | paste -sd,) == "$(tr , '\n' <<<"$got" | sort | paste -sd,)" ]]
+}
+# A veth pair of our own ($veth_name), made once, for families that attach to interfaces: the
+# checks must not touch the machine's real network devices.
+veth_name=""
+make_test_veth() {
+	[[ -z $veth_name ]] || return 0
+	veth_name=pkv$(tr -dc a-z </dev/urandom | head -c 8)
+	ip link add "$veth_name" type veth peer name "${veth_name}p"
+	ip link set "$veth_name" up
+	ip link set "${veth_name}p" up
+	cleanups+=("ip link del $veth_name")
+}
+fails_without() {
+	local out rc=0
+	out=$(with_caps "$1" "$agent" --check --config "$2" --log-level error 2>&1) || rc=$?
+	echo "$out"
+	[[ $rc -ne 0 ]] && grep -q '^program .*FAIL' <<<"$out"
+}
+
+# ---- the integration suite again, every agent with the chart's capabilities only ---------------------
+step_suite() {
+	note "suite: ctest -L integration with every agent limited to the chart's capabilities"
+	render_matrix || { check "render the matrix" false; return; }
+	render "$work/stats.yaml" --set bpfStats=true || return
+	local caps stats_caps
+	caps=$(capabilities_of "$work/matrix/defaults.yaml")
+	stats_caps=$(capabilities_of "$work/stats.yaml")
+	note "PODSIGHT_TEST_AGENT_CAPS=$caps PODSIGHT_TEST_AGENT_CAPS_BPF_STATS=$stats_caps"
+	check "integration suite with only the chart's capabilities" bash -c "
+		cd '$build' && PODSIGHT_TEST_AGENT_CAPS='$caps' PODSIGHT_TEST_AGENT_CAPS_BPF_STATS='$stats_caps' \
+			ctest -L integration --output-on-failure --timeout 600"
+}
+
+# ---- the helm test's script against a real agent -----------------------------------------------------
+step_helmtest() {
+	note "helmtest: the chart's helm test script (busybox sh, as in its pod) against real agents"
+	command -v busybox >/dev/null || { check "busybox is installed (scripts/deps.sh)" false; return; }
+	render_matrix || { check "render the matrix" false; return; }
+	local port
+	port=$(free_port)
+	host_config_of "$work/matrix/defaults.yaml" "$work/helmtest.json" "127.0.0.1:$port"
+	setpriv_for "$(capabilities_of "$work/matrix/defaults.yaml")"
+	"${SETPRIV[@]}" "$agent" --config "$work/helmtest.json" >"$work/helmtest-agent.log" 2>&1 &
+	local pid=$!
+	cleanups+=("kill $pid; wait $pid")
+	check "agent with the chart's config and capabilities serves" wait_ready "$port"
+	check "helm test passes against a ready agent" helm_test "$port" 0 "1 agents, 0 failed"
+	kill "$pid"
+	wait "$pid"
+	check "helm test fails when no agent answers" helm_test "$port" 1 "1 agents, 1 failed"
+	# An agent that cannot attach anything (no capabilities) is not ready: the test must say so.
+	port=$(free_port)
+	host_config_of "$work/matrix/defaults.yaml" "$work/helmtest.json" "127.0.0.1:$port"
+	setpriv_for ""
+	"${SETPRIV[@]}" "$agent" --config "$work/helmtest.json" >"$work/helmtest-agent.log" 2>&1 &
+	pid=$!
+	cleanups+=("kill $pid; wait $pid")
+	wait_ready "$port"
+	check "helm test fails against an agent that is not ready" helm_test "$port" 1 "/readyz not 200"
+	kill "$pid"
+	wait "$pid"
+}
+helm_test() { # helm_test PORT WANT_RC WANT_TEXT
+	local out rc=0
+	# Only busybox's applets on PATH, as in the test pod's image.
+	if [[ ! -d $work/busybox ]]; then
+		mkdir -p "$work/busybox"
+		busybox --install -s "$work/busybox"
+	fi
+	out=$(PATH=$work/busybox PODSIGHT_SERVICE=127.0.0.1 PODSIGHT_PORT=$1 busybox sh "$chart/files/helm-test.sh" 2>&1) || rc=$?
+	echo "$out"
+	{ [[ $2 -eq 0 && $rc -eq 0 ]] || [[ $2 -ne 0 && $rc -ne 0 ]]; } && grep -qF -- "$3" <<<"$out"
+}
+
+# ---- the container image --------------------------------------------------------------------------------
+step_image() {
+	note "image: podman build of the Dockerfile, contents, and a run as the chart runs it"
+	source tests/packaging/image.sh
+	image_checks
+}
+
+steps=("$@")
+((${#steps[@]})) || steps=(chart config deploy rules capabilities suite helmtest image)
+[[ $(id -u) -eq 0 ]] || { echo "packaging: run as root (the agent loads BPF programs)" >&2; exit 1; }
+[[ -x $agent ]] || { echo "packaging: $agent missing: run scripts/build.sh" >&2; exit 1; }
+t_all=$SECONDS
+if ! packaging_tools >"$work/tools.log" 2>&1; then
+	cat "$work/tools.log"
+	echo "packaging: cannot set up helm/kubectl/npm packages"
+	echo "packaging: 0 passed, 1 failed"
+	exit 1
+fi
+for s in "${steps[@]}"; do
+	if [[ " ${PODSIGHT_PACKAGING_SKIP:-} " == *" $s "* ]]; then
+		[[ ${CI:-} == true ]] && { echo "packaging: CI=true ignores PODSIGHT_PACKAGING_SKIP" >&2; } || { note "$s skipped (PODSIGHT_PACKAGING_SKIP)"; continue; }
+	fi
+	t=$SECONDS
+	"step_$s"
+	note "$s took $((SECONDS - t)) s"
+done
+note "all steps took $((SECONDS - t_all)) s"
+if ((failed)); then
+	echo "packaging: failed checks:"
+	printf '  %s\n' "${failures[@]}"
+fi
+echo "packaging: $passed passed, $failed failed"
+((failed == 0))
