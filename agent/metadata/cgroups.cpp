@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -24,8 +25,9 @@ constexpr int kMaxDepth = 32;
 
 }  // namespace
 
-CgroupPaths::CgroupPaths(std::string root, std::chrono::milliseconds rescan_interval)
-    : root_(std::move(root)), rescan_interval_(rescan_interval) {
+CgroupPaths::CgroupPaths(std::string root, std::chrono::milliseconds rescan_interval,
+                         std::chrono::milliseconds eager_interval)
+    : root_(std::move(root)), rescan_interval_(rescan_interval), eager_interval_(eager_interval) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
 }
 
@@ -90,7 +92,10 @@ void CgroupPaths::walk_locked() {
     DIR* dir = ::opendir(abs.empty() ? "/" : abs.c_str());
     if (dir == nullptr) continue;  // deleted while we walk: fine
     struct stat st {};
-    if (::fstat(::dirfd(dir), &st) == 0) paths_[st.st_ino] = d.rel.empty() ? "/" : d.rel;
+    if (::fstat(::dirfd(dir), &st) == 0) {
+      paths_[st.st_ino] = d.rel.empty() ? "/" : d.rel;
+      newest_walked_ = std::max<std::uint64_t>(newest_walked_, st.st_ino);
+    }
     while (dirent* e = ::readdir(dir)) {
       if (e->d_type != DT_DIR) continue;  // cgroupfs always fills d_type
       if (std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
@@ -108,12 +113,28 @@ std::optional<std::string> CgroupPaths::path(std::uint64_t id) {
     paths_[id] = *p;
     return p;
   }
-  auto now = std::chrono::steady_clock::now();
-  if (!walked_ || now - last_walk_ >= rescan_interval_) {
-    walk_locked();
+  if (walk_for_miss_locked(id)) {
     if (auto it = paths_.find(id); it != paths_.end()) return it->second;
   }
   return std::nullopt;
+}
+
+bool CgroupPaths::walk_for_miss_locked(std::uint64_t id) {
+  const auto now = std::chrono::steady_clock::now();
+  if (!walked_ || now - last_full_walk_ >= rescan_interval_) {
+    eager_misses_.clear();
+    last_full_walk_ = now;
+    walk_locked();
+    return true;
+  }
+  constexpr std::size_t kMaxEagerMisses = 4096;
+  if (id <= newest_walked_ || eager_misses_.count(id) != 0 || now - last_walk_ < eager_interval_ ||
+      eager_misses_.size() >= kMaxEagerMisses) {
+    return false;
+  }
+  walk_locked();
+  if (paths_.count(id) == 0) eager_misses_.insert(id);
+  return true;
 }
 
 bool CgroupPaths::alive_locked(std::uint64_t id, const std::string& rel) const {
@@ -154,8 +175,8 @@ bool CgroupPaths::exists(std::uint64_t id) {
   }
   // ESTALE from a file system that has resolved ids before: no cgroup has this id.
   if (handles_work_ && handles_proven_) return false;
-  // Without file handles a walk (at most one per rescan interval) is the only way to know.
-  if (!walked_ || std::chrono::steady_clock::now() - last_walk_ >= rescan_interval_) walk_locked();
+  // Without file handles a walk (rate-limited) is the only way to know.
+  walk_for_miss_locked(id);
   return paths_.count(id) != 0;
 }
 

@@ -11,20 +11,26 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace podsight::metadata {
 
 class CgroupPaths {
  public:
   // `root` is the cgroup2 mount point, e.g. /sys/fs/cgroup or /sys/fs/cgroup/unified.
+  // A miss walks the tree at most once per `rescan_interval`, except for an id newer than every id the
+  // last walk saw: cgroup ids only grow, so that cgroup was made after the walk, and one more walk
+  // (at most once per `eager_interval`, once per such id) finds it at once. Without file handles
+  // (no CAP_DAC_READ_SEARCH) this is what keeps a fresh pod from showing up as "(unknown)".
   explicit CgroupPaths(std::string root,
-                       std::chrono::milliseconds rescan_interval = std::chrono::milliseconds(1000));
+                       std::chrono::milliseconds rescan_interval = std::chrono::milliseconds(1000),
+                       std::chrono::milliseconds eager_interval = std::chrono::milliseconds(50));
 
   [[nodiscard]] const std::string& root() const { return root_; }
 
   // The path relative to the root ("/" for the root itself, "/system.slice/ssh.service"), or nullopt
-  // if no cgroup with this id exists (anymore). A miss triggers at most one tree walk per
-  // rescan_interval; a cheaper direct lookup by file handle is tried first where permitted.
+  // if no cgroup with this id exists (anymore). A cheaper direct lookup by file handle is tried first
+  // where permitted; then a walk, rate-limited as the constructor says.
   std::optional<std::string> path(std::uint64_t id);
 
   // The cgroup id of a path relative to the root (the inode number of its directory).
@@ -47,16 +53,24 @@ class CgroupPaths {
   int open_by_id(std::uint64_t id);  // fd of the cgroup's directory, or -errno
   std::optional<std::string> by_handle(std::uint64_t id);
   void walk_locked();
+  // Walks if the rate limits allow one for a miss on `id`; true if it walked.
+  bool walk_for_miss_locked(std::uint64_t id);
 
   std::string root_;
   std::chrono::milliseconds rescan_interval_;
+  std::chrono::milliseconds eager_interval_;
   mutable std::mutex mu_;
   bool alive_locked(std::uint64_t id, const std::string& rel) const;
 
   std::unordered_map<std::uint64_t, std::string> paths_;
   std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> gone_since_;
   std::chrono::steady_clock::time_point last_walk_{};
+  std::chrono::steady_clock::time_point last_full_walk_{};  // last walk the rescan interval allowed
   bool walked_ = false;
+  std::uint64_t newest_walked_ = 0;  // the largest id the walks have seen
+  // Ids newer than newest_walked_ that an eager walk did not find (made and gone between two walks):
+  // they get no second eager walk until the next interval walk. Bounded.
+  std::unordered_set<std::uint64_t> eager_misses_;
   std::uint64_t walks_ = 0;
   bool handles_work_ = true;
   bool handles_proven_ = false;  // a lookup by handle has succeeded: its ESTALE means "no such id"

@@ -38,7 +38,7 @@ TEST_F(CgroupPathsTest, ResolvesByWalkAndCaches) {
 }
 
 TEST_F(CgroupPathsTest, UnknownIdsAreRateLimitedAndDeletedOnesForgotten) {
-  CgroupPaths paths(root_, std::chrono::hours(1));
+  CgroupPaths paths(root_, std::chrono::hours(1), std::chrono::hours(1));
   auto id = *CgroupPaths::id_of(root_ + "/system.slice/ssh.service");
   EXPECT_TRUE(paths.path(id).has_value());
   auto walks = paths.walks();
@@ -68,6 +68,20 @@ TEST_F(CgroupPathsTest, DeletedPathsOutliveTheirDirectoryForTheGracePeriod) {
   EXPECT_EQ(paths.path(id), "/pod.slice");
   EXPECT_EQ(paths.forget_deleted(std::chrono::seconds(0)), 1u);
   EXPECT_FALSE(paths.path(id).has_value());
+}
+
+TEST_F(CgroupPathsTest, AnIdNewerThanTheLastWalkGetsOneEagerWalk) {
+  CgroupPaths paths(root_, std::chrono::hours(1), std::chrono::milliseconds(0));
+  ASSERT_TRUE(paths.path(*CgroupPaths::id_of(root_ + "/system.slice")).has_value());
+  const auto walks = paths.walks();
+  constexpr std::uint64_t kNewer = 0x7fffffffffffULL;  // newer than any inode here, and absent
+  EXPECT_FALSE(paths.path(kNewer).has_value());
+  EXPECT_EQ(paths.walks(), walks + 1);
+  EXPECT_FALSE(paths.path(kNewer).has_value());
+  EXPECT_FALSE(paths.exists(kNewer));
+  EXPECT_EQ(paths.walks(), walks + 1);  // made and gone between walks: no second eager walk for it
+  EXPECT_FALSE(paths.path(1).has_value());
+  EXPECT_EQ(paths.walks(), walks + 1);  // older than the walk: the rescan interval applies
 }
 
 TEST(CgroupPaths, MissingRootIsNotFatal) {
