@@ -30,17 +30,23 @@ struct MapInfo {
 };
 Result<MapInfo> map_info(int map_fd);
 
+// How a walk reads the map: kAuto takes batch lookups and falls back to key-by-key iteration where the
+// kernel has no batch ops for the map; the other two force one method (bench/ compares them).
+enum class Walk { kAuto, kBatch, kKeyByKey };
+
 // Visits every entry of a hash/LRU map (per-CPU or not). `value` holds `value_stride * ncpus` bytes for
 // per-CPU maps (stride = value_size rounded up to 8), `value_size` bytes otherwise. Entries inserted or
 // deleted during the walk may or may not be seen; none is seen twice. Returns the number visited.
 using RawVisitor = std::function<void(const void* key, const void* value)>;
-Result<std::size_t> for_each_entry(int map_fd, const RawVisitor& visit, const std::string& map_name);
+Result<std::size_t> for_each_entry(int map_fd, const RawVisitor& visit, const std::string& map_name,
+                                   Walk walk = Walk::kAuto);
 
 // Same walk for a per-CPU map whose value type V is made only of std::uint64_t fields: calls
 // visit(key, sum) with every field summed over CPUs.
 template <typename K, typename V>
 Result<std::size_t> for_each_percpu_sum(int map_fd, int ncpus, const std::string& map_name,
-                                        const std::function<void(const K&, const V&)>& visit) {
+                                        const std::function<void(const K&, const V&)>& visit,
+                                        Walk walk = Walk::kAuto) {
   static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>);
   static_assert(sizeof(V) % sizeof(std::uint64_t) == 0, "per-CPU values are u64 counters");
   constexpr std::size_t kWords = sizeof(V) / sizeof(std::uint64_t);
@@ -60,7 +66,7 @@ Result<std::size_t> for_each_percpu_sum(int map_fd, int ncpus, const std::string
         std::memcpy(&v, sum, sizeof(V));
         visit(k, v);
       },
-      map_name);
+      map_name, walk);
 }
 
 // Sums a per-CPU array of u64 (e.g. a family's map_errors) into one value per index.
