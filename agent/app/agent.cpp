@@ -127,7 +127,7 @@ void Agent::stop() {
 int Agent::http_port() const { return http_ ? http_->port() : -1; }
 
 std::string Agent::scrape(metrics::Format format) {
-  std::vector<prometheus::MetricFamily> families;
+  metrics::Families families;
   {
     // One collection at a time: collectors and the cgroup cache need no locking of their own, and
     // concurrent scrapers (Prometheus HA pairs) cost one map walk each rather than contending.

@@ -28,7 +28,7 @@ std::string_view direction_name(std::uint32_t d) {
 
 }  // namespace
 
-bool CgroupSkb::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) {
+bool CgroupSkb::collect(ScrapeContext& ctx, metrics::Families& out) {
   const int fd = program_.counts_fd();
   if (fd < 0) return true;  // family not loaded: podsight_program_state says why
   auto ncpus = bpf::possible_cpus();
