@@ -4,7 +4,7 @@ prometheus-node-exporter scraped in the same rounds.
 
 Series come from synthetic entries written into the running agent's own maps (podsight-bench fill, by
 the map ids the agent holds): exec_counts entries spread over bench cgroups, each a distinct comm, so
-each is one series; cgroup_skb_counts gets both directions of every bench cgroup. The agent and
+each is one series; cgroup_skb_counts gets both directions of every bench cgroup (4 series each). The agent and
 node_exporter are pinned to one CPU ("on one core"), the scrapers to the other."""
 
 import contextlib
@@ -43,7 +43,7 @@ def scrape(env):
         agent = stack.enter_context(Agent(env, config, cpu=target_cpu))
         ne = stack.enter_context(NodeExporter(env, cpu=target_cpu))
         env.tool("fill", "--map-id", agent.map_id("cgroup_skb_coun"), "--kind", "cgroup_skb",
-                 "--entries", 2 * CGROUPS, "--cgroups", ids)
+                 "--entries", CGROUPS, "--cgroups", ids)
         baseline = count_series(http_get(agent.url())[1])
         ne_series = count_series(http_get(ne.url())[1])
         idle = proc_sample(agent.pid)

@@ -39,12 +39,14 @@ void make_exec(std::uint64_t i, const std::vector<std::uint64_t>& cgroups, void*
 }
 
 void make_cgroup_skb(std::uint64_t i, const std::vector<std::uint64_t>& cgroups, void* key, void* value) {
-  if (i / 2 >= cgroups.size()) throw std::invalid_argument("cgroup_skb: at most 2 entries per --cgroups id");
+  if (i >= cgroups.size()) throw std::invalid_argument("cgroup_skb: at most one entry per --cgroups id");
   cgroup_skb_key k{};
-  k.cgroup_id = cgroups[i / 2];
-  k.direction = static_cast<__u32>(i % 2);
+  k.cgroup_id = cgroups[i];
   std::memcpy(key, &k, sizeof k);
-  cgroup_skb_value v{1 + i % 1000, 1500 * (1 + i % 1000)};
+  const std::uint64_t n = 1 + i % 1000;
+  cgroup_skb_value v{};
+  v.dir[CGROUP_SKB_INGRESS] = {n, 1500 * n};
+  v.dir[CGROUP_SKB_EGRESS] = {n, 100 * n};
   std::memcpy(value, &v, sizeof v);
 }
 
