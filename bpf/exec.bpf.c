@@ -9,8 +9,12 @@
 #include "podsight.bpf.h"
 #include "exec.h"
 
+/* Shared, not per-CPU: an exec is rare (at most thousands per second on a node, each costing hundreds
+ * of microseconds), so one atomic add on a shared counter never contends, while a per-CPU value
+ * costs a dependent cache miss into the per-CPU area on every event (the event is cold: exec has
+ * just replaced the address space) and ncpus times the memory per entry. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384); /* set from programs.exec.max_entries before load */
 	__type(key, struct exec_key);
 	__type(value, __u64);

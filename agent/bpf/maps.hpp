@@ -69,6 +69,24 @@ Result<std::size_t> for_each_percpu_sum(int map_fd, int ncpus, const std::string
       map_name, walk);
 }
 
+// The walk for a map that is not per-CPU: calls visit(key, value) with the value as the kernel holds it.
+template <typename K, typename V>
+Result<std::size_t> for_each_value(int map_fd, const std::string& map_name,
+                                   const std::function<void(const K&, const V&)>& visit,
+                                   Walk walk = Walk::kAuto) {
+  static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>);
+  return for_each_entry(
+      map_fd,
+      [&](const void* key, const void* value) {
+        K k;
+        V v;
+        std::memcpy(&k, key, sizeof(K));
+        std::memcpy(&v, value, sizeof(V));
+        visit(k, v);
+      },
+      map_name, walk);
+}
+
 // Sums a per-CPU array of u64 (e.g. a family's map_errors) into one value per index.
 Result<std::vector<std::uint64_t>> read_percpu_u64_array(int map_fd, std::uint32_t entries, int ncpus,
                                                          const std::string& map_name);

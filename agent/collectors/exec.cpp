@@ -1,4 +1,4 @@
-// exec collector: sums the per-CPU exec counts and labels them with the workload of their cgroup.
+// exec collector: reads the exec counts and labels them with the workload of their cgroup.
 #include "collectors/exec.hpp"
 
 #include "bpf/maps.hpp"
@@ -17,18 +17,13 @@ namespace podsight::collectors {
 bool Exec::collect(ScrapeContext& ctx, metrics::Families& out) {
   const int fd = program_.counts_fd();
   if (fd < 0) return true;  // family not loaded: podsight_program_state says why
-  auto ncpus = bpf::possible_cpus();
-  if (!ncpus) {
-    log::error("scrape failed", {{"collector", "exec"}, {"error", ncpus.error().message()}});
-    return false;
-  }
   metrics::FamilyBuilder execs("podsight_process_execs_total",
                                "Successful execve() calls, by workload and new program name (comm).",
                                prometheus::MetricType::Counter, metadata::workload_label_names({"comm"}));
   // One resolution per cgroup per scrape, however many comms it ran.
   std::unordered_map<std::uint64_t, metadata::Workload> seen;
-  auto walked = bpf::for_each_percpu_sum<exec_key, std::uint64_t>(
-      fd, *ncpus, "exec_counts", [&](const exec_key& key, const std::uint64_t& count) {
+  auto walked = bpf::for_each_value<exec_key, std::uint64_t>(
+      fd, "exec_counts", [&](const exec_key& key, const std::uint64_t& count) {
         auto it = seen.find(key.cgroup_id);
         if (it == seen.end()) it = seen.emplace(key.cgroup_id, workloads_.resolve(key.cgroup_id)).first;
         const auto& w = it->second;

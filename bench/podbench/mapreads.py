@@ -1,5 +1,6 @@
-"""Map reads: one scrape-time walk of a per-CPU hash laid out like exec_counts, by BPF_MAP_LOOKUP_BATCH
-and by get_next_key + lookup, at 10k, 100k and 1M entries, through podsight_core's bpf/maps.hpp
+"""Map reads: one scrape-time walk of maps laid out like exec_counts (a shared hash, 24-byte key, u64)
+and cgroup_skb_counts (a per-CPU hash, 8-byte key, 32 bytes per CPU), by BPF_MAP_LOOKUP_BATCH and by
+get_next_key + lookup, at 10k, 100k and 1M entries, through podsight_core's bpf/maps.hpp
 (podsight-bench mapread). The two methods alternate within each round."""
 
 from .common import LoadWatch, summary
@@ -12,7 +13,7 @@ def mapreads(env):
     rows = []
     for s in out["sizes"]:
         ratios = [k / b for b, k in zip(s["batch_seconds"], s["keybykey_seconds"])]
-        rows.append({"entries": s["entries"], "ncpus": s["ncpus"],
+        rows.append({"map": s["map"], "entries": s["entries"], "ncpus": s["ncpus"],
                      "batch_ms": summary([x * 1e3 for x in s["batch_seconds"]]),
                      "keybykey_ms": summary([x * 1e3 for x in s["keybykey_seconds"]]),
                      "batch_ns_per_entry": summary([x * 1e9 / s["entries"] for x in s["batch_seconds"]]),

@@ -190,12 +190,13 @@ def _resources_block(m):
 def _mapreads_block(m):
     if "error" in m:
         return f"_Failed: {m['error']}_"
-    rows = [[f"{r['entries']:,}", _med(r["batch_ms"], 2), _spread(r["batch_ms"], 2), _med(r["batch_ns_per_entry"]),
-             _med(r["keybykey_ms"], 2), _spread(r["keybykey_ms"], 2), _med(r["keybykey_over_batch"], 2)]
-            for r in m["rows"]]
-    return (f"{_stamp(m)} Per-CPU hash, exec_counts layout (24-byte key, u64 per CPU), "
-            f"{m['rows'][0]['ncpus'] if m['rows'] else '?'} possible CPUs, values summed as a scrape does.\n\n" +
-            _table(["entries", "batch ms", "p25–p75 (min–max)", "batch ns/entry", "key-by-key ms",
+    rows = [[f"`{r.get('map', 'exec_counts')}`", f"{r['entries']:,}", _med(r["batch_ms"], 2), _spread(r["batch_ms"], 2),
+             _med(r["batch_ns_per_entry"]), _med(r["keybykey_ms"], 2), _spread(r["keybykey_ms"], 2),
+             _med(r["keybykey_over_batch"], 2)] for r in m["rows"]]
+    return (f"{_stamp(m)} Maps laid out like the agent's: `exec_counts` a shared hash (24-byte key, u64), "
+            f"`cgroup_skb_counts` a per-CPU hash (8-byte key, 32 bytes per CPU, summed over "
+            f"{m['rows'][0]['ncpus'] if m['rows'] else '?'} possible CPUs as a scrape does).\n\n" +
+            _table(["map", "entries", "batch ms", "p25–p75 (min–max)", "batch ns/entry", "key-by-key ms",
                     "p25–p75 (min–max)", "key-by-key / batch"], rows))
 
 

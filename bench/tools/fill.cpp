@@ -77,8 +77,9 @@ int fill(const Args& a) {
   }
   const int ncpus = libbpf_num_possible_cpus();
   if (ncpus <= 0) throw std::runtime_error("libbpf_num_possible_cpus failed");
+  const bool percpu = info.type == BPF_MAP_TYPE_PERCPU_HASH || info.type == BPF_MAP_TYPE_LRU_PERCPU_HASH;
   const std::size_t stride = (f.value_size + 7) / 8 * 8;
-  const std::size_t vbytes = stride * static_cast<std::size_t>(ncpus);
+  const std::size_t vbytes = percpu ? stride * static_cast<std::size_t>(ncpus) : f.value_size;
 
   constexpr std::uint64_t kChunk = 4096;
   std::vector<unsigned char> keys(kChunk * f.key_size);
@@ -89,7 +90,7 @@ int fill(const Args& a) {
     const std::uint64_t n = std::min(kChunk, entries - done);
     std::fill(values.begin(), values.end(), 0);
     for (std::uint64_t j = 0; j < n; ++j) {
-      // The value goes in CPU 0's slot only: the scrape sums them, so one is enough.
+      // In a per-CPU map the value goes in CPU 0's slot only: the scrape sums them.
       f.make(done + j, cgroups, keys.data() + j * f.key_size, values.data() + j * vbytes);
     }
     __u32 count = static_cast<__u32>(n);
