@@ -38,8 +38,7 @@ Self::Self(std::vector<const programs::Family*> families, bpf::Features& feature
 bool Self::collect(ScrapeContext& ctx, metrics::Families& out) {
   metrics::FamilyBuilder build("podsight_build_info", "Build and environment of the running agent.",
                                MetricType::Gauge, {"version", "revision", "libbpf_version", "kernel"});
-  const std::string libbpf =
-      std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version());
+  const std::string libbpf = std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version());
   build.add({kVersion, kRevision, libbpf, features_.kernel_release()}, 1);
   out.push_back(build.take());
 
@@ -65,10 +64,9 @@ void Self::collect_programs(metrics::Families& out) {
   metrics::FamilyBuilder state("podsight_program_state",
                                "Program family state, one series per possible state, 1 for the current one.",
                                MetricType::Gauge, {"program", "state"});
-  metrics::FamilyBuilder runs(
-      "podsight_program_runs_total",
-      "Times the kernel ran this BPF program (counted only while BPF stats are enabled).",
-      MetricType::Counter, {"program"});
+  metrics::FamilyBuilder runs("podsight_program_runs_total",
+                              "Times the kernel ran this BPF program (counted only while BPF stats are enabled).",
+                              MetricType::Counter, {"program"});
   metrics::FamilyBuilder run_seconds("podsight_program_run_seconds_total",
                                      "Time the kernel spent running this BPF program (counted only while BPF "
                                      "stats are enabled).",
@@ -101,12 +99,11 @@ bool Self::collect_maps(const ScrapeContext& ctx, metrics::Families& out) {
   bool ok = true;
   metrics::FamilyBuilder entries("podsight_map_entries", "Entries in the BPF map at scrape time.",
                                  MetricType::Gauge, {"map"});
-  metrics::FamilyBuilder capacity("podsight_map_capacity", "Maximum entries of the BPF map.",
-                                  MetricType::Gauge, {"map"});
-  metrics::FamilyBuilder errors(
-      "podsight_map_update_errors_total",
-      "Inserts the kernel could not make because the map was full (or out of memory).", MetricType::Counter,
-      {"map"});
+  metrics::FamilyBuilder capacity("podsight_map_capacity", "Maximum entries of the BPF map.", MetricType::Gauge,
+                                  {"map"});
+  metrics::FamilyBuilder errors("podsight_map_update_errors_total",
+                                "Inserts the kernel could not make because the map was full (or out of memory).",
+                                MetricType::Counter, {"map"});
   auto ncpus = bpf::possible_cpus();
   for (const auto* f : families_) {
     auto maps = f->maps();
@@ -152,11 +149,10 @@ void collect_process(metrics::Families& out) {
       unsigned long long vsize = 0;
       long long rss = 0;
       // state(3) ... utime(14) stime(15) ... starttime(22) vsize(23) rss(24)
-      int n =
-          std::sscanf(stat->c_str() + close + 2,
-                      "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu "
-                      "%llu %lld",
-                      &utime, &stime, &starttime, &vsize, &rss);
+      int n = std::sscanf(stat->c_str() + close + 2,
+                          "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu %*d %*d %*d %*d %*d %*d %llu "
+                          "%llu %lld",
+                          &utime, &stime, &starttime, &vsize, &rss);
       if (n == 5) {
         const double tick = static_cast<double>(::sysconf(_SC_CLK_TCK));
         const double page = static_cast<double>(::sysconf(_SC_PAGESIZE));
@@ -167,10 +163,10 @@ void collect_process(metrics::Families& out) {
         }
         out.push_back(single("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
                              MetricType::Counter, static_cast<double>(utime + stime) / tick));
-        out.push_back(single("process_resident_memory_bytes", "Resident memory size in bytes.",
-                             MetricType::Gauge, static_cast<double>(rss) * page));
-        out.push_back(single("process_virtual_memory_bytes", "Virtual memory size in bytes.",
-                             MetricType::Gauge, static_cast<double>(vsize)));
+        out.push_back(single("process_resident_memory_bytes", "Resident memory size in bytes.", MetricType::Gauge,
+                             static_cast<double>(rss) * page));
+        out.push_back(single("process_virtual_memory_bytes", "Virtual memory size in bytes.", MetricType::Gauge,
+                             static_cast<double>(vsize)));
         out.push_back(single("process_start_time_seconds",
                              "Start time of the process since unix epoch in seconds.", MetricType::Gauge,
                              boot + static_cast<double>(starttime) / tick));
