@@ -41,6 +41,19 @@ using RawVisitor = std::function<void(const void* key, const void* value)>;
 Result<std::size_t> for_each_entry(int map_fd, const RawVisitor& visit, const std::string& map_name,
                                    Walk walk = Walk::kAuto);
 
+namespace detail {
+// Copies the raw key and value out (map buffers carry no alignment promise) and calls visit.
+template <typename K, typename V>
+void visit_copy(const void* key, const void* value, const std::function<void(const K&, const V&)>& visit) {
+  static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>);
+  K k;
+  V v;
+  std::memcpy(&k, key, sizeof(K));
+  std::memcpy(&v, value, sizeof(V));
+  visit(k, v);
+}
+}  // namespace detail
+
 // Same walk for a per-CPU map whose value type V is made only of std::uint64_t fields: calls
 // visit(key, sum) with every field summed over CPUs.
 template <typename K, typename V>
@@ -60,11 +73,7 @@ Result<std::size_t> for_each_percpu_sum(int map_fd, int ncpus, const std::string
           std::memcpy(words, bytes + static_cast<std::size_t>(cpu) * sizeof(V), sizeof(V));
           for (std::size_t w = 0; w < kWords; ++w) sum[w] += words[w];
         }
-        K k;
-        V v;
-        std::memcpy(&k, key, sizeof(K));
-        std::memcpy(&v, sum, sizeof(V));
-        visit(k, v);
+        detail::visit_copy<K, V>(key, sum, visit);
       },
       map_name, walk);
 }
@@ -74,16 +83,8 @@ template <typename K, typename V>
 Result<std::size_t> for_each_value(int map_fd, const std::string& map_name,
                                    const std::function<void(const K&, const V&)>& visit,
                                    Walk walk = Walk::kAuto) {
-  static_assert(std::is_trivially_copyable_v<K> && std::is_trivially_copyable_v<V>);
   return for_each_entry(
-      map_fd,
-      [&](const void* key, const void* value) {
-        K k;
-        V v;
-        std::memcpy(&k, key, sizeof(K));
-        std::memcpy(&v, value, sizeof(V));
-        visit(k, v);
-      },
+      map_fd, [&](const void* key, const void* value) { detail::visit_copy<K, V>(key, value, visit); },
       map_name, walk);
 }
 

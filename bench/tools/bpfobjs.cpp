@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -38,39 +39,44 @@ std::string full_name(int fd, const bpf_prog_info& info) {
   return name;
 }
 
-nlohmann::json prog_json(std::uint32_t id) {
-  int fd = bpf_prog_get_fd_by_id(id);
+// Opens a program or map by id and hands its info to `describe`; {"id", "error"} if it cannot.
+template <typename Info>
+nlohmann::json by_id(std::uint32_t id, int (*get_fd)(__u32),
+                     const std::function<nlohmann::json(int fd, const Info&)>& describe) {
+  int fd = get_fd(id);
   if (fd < 0) return {{"id", id}, {"error", std::strerror(errno)}};
-  bpf_prog_info info{};
+  Info info{};
   __u32 len = sizeof info;
-  const int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
-  const int err = errno;
-  const std::string name = rc == 0 ? full_name(fd, info) : "";
+  nlohmann::json out;
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0) {
+    out = describe(fd, info);
+  } else {
+    out = {{"id", id}, {"error", std::strerror(errno)}};
+  }
   ::close(fd);
-  if (rc != 0) return {{"id", id}, {"error", std::strerror(err)}};
-  return {{"id", id},
-          {"name", name},
-          {"type", info.type},
-          {"run_time_ns", info.run_time_ns},
-          {"run_cnt", info.run_cnt},
-          {"recursion_misses", info.recursion_misses}};
+  return out;
+}
+
+nlohmann::json prog_json(std::uint32_t id) {
+  return by_id<bpf_prog_info>(id, bpf_prog_get_fd_by_id, [&](int fd, const bpf_prog_info& info) {
+    return nlohmann::json{{"id", id},
+                          {"name", full_name(fd, info)},
+                          {"type", info.type},
+                          {"run_time_ns", info.run_time_ns},
+                          {"run_cnt", info.run_cnt},
+                          {"recursion_misses", info.recursion_misses}};
+  });
 }
 
 nlohmann::json map_json(std::uint32_t id) {
-  int fd = bpf_map_get_fd_by_id(id);
-  if (fd < 0) return {{"id", id}, {"error", std::strerror(errno)}};
-  bpf_map_info info{};
-  __u32 len = sizeof info;
-  const int rc = bpf_obj_get_info_by_fd(fd, &info, &len);
-  const int err = errno;
-  ::close(fd);
-  if (rc != 0) return {{"id", id}, {"error", std::strerror(err)}};
-  return {{"id", id},
-          {"name", info.name},
-          {"type", info.type},
-          {"key_size", info.key_size},
-          {"value_size", info.value_size},
-          {"max_entries", info.max_entries}};
+  return by_id<bpf_map_info>(id, bpf_map_get_fd_by_id, [&](int, const bpf_map_info& info) {
+    return nlohmann::json{{"id", id},
+                          {"name", info.name},
+                          {"type", info.type},
+                          {"key_size", info.key_size},
+                          {"value_size", info.value_size},
+                          {"max_entries", info.max_entries}};
+  });
 }
 
 }  // namespace
