@@ -11,18 +11,8 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-scripts/deps.sh
 mapfile -t bench_packages < <(grep -v '^\s*\(#\|$\)' bench/deps.txt)
-missing=()
-for p in "${bench_packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if ((${#missing[@]})); then
-  echo "bench: installing ${missing[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+scripts/deps.sh "${bench_packages[@]}"
 scripts/kernel-mounts.sh || true
 
 # The agent as shipped (RelWithDebInfo), without the test suite.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what podsight needs to build and test, from Debian packages. Idempotent; quiet when done.
+# Installs what podsight needs to build and test, from Debian packages, plus any named as arguments.
+# Idempotent; quiet when done.
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,9 @@ packages=(
   # tests against real outside programs
   prometheus iproute2 iputils-ping netcat-openbsd procps libcap2-bin util-linux python3
 )
+
+# Callers may name more packages (bench/run.sh passes bench/deps.txt).
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

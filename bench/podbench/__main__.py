@@ -24,7 +24,7 @@ MEASUREMENTS = {
     "scrape": (scrape.scrape, "/metrics latency and CPU per series at 1k/10k/100k series vs node_exporter"),
     "resources": (resources.idle_and_load, "RSS and CPU idle and under load, podsight vs node_exporter"),
     "mapreads": (mapreads.mapreads, "batch lookup vs key-by-key iteration at 10k/100k/1M entries"),
-    "growth": (resources.growth, "RSS, fds, CPU and series over a long run with workload and cgroup churn"),
+    "growth": (resources.growth, "RSS, fds, CPU and series over a long run (--duration) with a steady workload"),
 }
 
 
