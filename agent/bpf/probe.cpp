@@ -108,6 +108,13 @@ const struct btf* Features::vmlinux_btf() {
   return btf_;
 }
 
+void Features::release_btf() {
+  std::lock_guard lock(mu_);
+  btf__free(btf_);
+  btf_ = nullptr;
+  btf_loaded_ = false;
+}
+
 bool Features::has_vmlinux_btf() { return vmlinux_btf() != nullptr; }
 
 bool Features::has_tp_btf(std::string_view event) {

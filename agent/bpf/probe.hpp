@@ -51,8 +51,11 @@ class Features {
   // BPF memory is charged to the cgroup (>= 5.11), so RLIMIT_MEMLOCK does not matter.
   [[nodiscard]] bool memcg_accounting() const;
 
-  // The vmlinux BTF object (owned here), or nullptr.
+  // The vmlinux BTF object (owned here), or nullptr. Valid until release_btf().
   const struct btf* vmlinux_btf();
+  // Frees the vmlinux BTF (the kernel's types: over 5 MiB resident, for as long as the agent runs)
+  // once start-up probing is done; a later probe loads it again.
+  void release_btf();
 
  private:
   std::string release_;

@@ -21,14 +21,13 @@ std::string_view direction_name(std::uint32_t d) {
       return "ingress";
     case CGROUP_SKB_EGRESS:
       return "egress";
-    default:
-      return {};
   }
+  return {};
 }
 
 }  // namespace
 
-bool CgroupSkb::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) {
+bool CgroupSkb::collect(ScrapeContext& ctx, metrics::Families& out) {
   const int fd = program_.counts_fd();
   if (fd < 0) return true;  // family not loaded: podsight_program_state says why
   auto ncpus = bpf::possible_cpus();
@@ -48,25 +47,24 @@ bool CgroupSkb::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily
       prometheus::MetricType::Counter, labels);
   // One resolution per cgroup per scrape, for both directions.
   std::unordered_map<std::uint64_t, metadata::Workload> seen;
-  bool foreign_key = false;
   auto walked = bpf::for_each_percpu_sum<cgroup_skb_key, cgroup_skb_value>(
       fd, *ncpus, "cgroup_skb_counts", [&](const cgroup_skb_key& key, const cgroup_skb_value& v) {
-        const auto dir = direction_name(key.direction);
-        if (dir.empty()) {
-          foreign_key = true;  // only our programs write this map: a bug, not a label value
-          return;
-        }
         auto it = seen.find(key.cgroup_id);
         if (it == seen.end()) it = seen.emplace(key.cgroup_id, workloads_.resolve(key.cgroup_id)).first;
         const auto& w = it->second;
-        bytes.add({w.namespace_, w.pod, w.container, w.cgroup, dir}, static_cast<double>(v.bytes));
-        packets.add({w.namespace_, w.pod, w.container, w.cgroup, dir}, static_cast<double>(v.packets));
+        for (const std::uint32_t d : {CGROUP_SKB_INGRESS, CGROUP_SKB_EGRESS}) {
+          // A cgroup's entry holds both directions; one it never used has no series.
+          const cgroup_skb_counts& c = v.dir[d];
+          if (c.packets == 0) continue;
+          const auto dir = direction_name(d);
+          bytes.add({w.namespace_, w.pod, w.container, w.cgroup, dir}, static_cast<double>(c.bytes));
+          packets.add({w.namespace_, w.pod, w.container, w.cgroup, dir}, static_cast<double>(c.packets));
+        }
       });
   if (!walked) {
     log::error("scrape failed", {{"collector", "cgroup_skb"}, {"error", walked.error().message()}});
     return false;
   }
-  if (foreign_key) log::warn("cgroup_skb_counts holds a key with an unknown direction; skipped");
   ctx.map_entries["cgroup_skb_counts"] = *walked;
   out.push_back(bytes.take());
   out.push_back(packets.take());

@@ -12,7 +12,7 @@ class CgroupSkb final : public Collector {
   CgroupSkb(const programs::CgroupSkb& program, metadata::WorkloadResolver& workloads)
       : program_(program), workloads_(workloads) {}
   [[nodiscard]] std::string_view name() const override { return "cgroup_skb"; }
-  bool collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) override;
+  bool collect(ScrapeContext& ctx, metrics::Families& out) override;
 
  private:
   const programs::CgroupSkb& program_;

@@ -2,7 +2,7 @@
 // them into metric families (the prometheus-cpp Collectable idea, with a per-scrape context).
 #pragma once
 
-#include <prometheus/metric_family.h>
+#include "metrics/family.hpp"
 
 #include <cstdint>
 #include <map>
@@ -24,7 +24,7 @@ class Collector {
   [[nodiscard]] virtual std::string_view name() const = 0;
   // Appends this collector's families to `out`. A map that cannot be read is reported by returning
   // false (the scrape goes on with what could be read and counts the error); exceptions are bugs.
-  virtual bool collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) = 0;
+  virtual bool collect(ScrapeContext& ctx, metrics::Families& out) = 0;
 };
 
 }  // namespace podsight::collectors

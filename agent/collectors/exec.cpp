@@ -14,7 +14,7 @@
 
 namespace podsight::collectors {
 
-bool Exec::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) {
+bool Exec::collect(ScrapeContext& ctx, metrics::Families& out) {
   const int fd = program_.counts_fd();
   if (fd < 0) return true;  // family not loaded: podsight_program_state says why
   auto ncpus = bpf::possible_cpus();

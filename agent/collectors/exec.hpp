@@ -12,7 +12,7 @@ class Exec final : public Collector {
   Exec(const programs::Exec& program, metadata::WorkloadResolver& workloads)
       : program_(program), workloads_(workloads) {}
   [[nodiscard]] std::string_view name() const override { return "exec"; }
-  bool collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) override;
+  bool collect(ScrapeContext& ctx, metrics::Families& out) override;
 
  private:
   const programs::Exec& program_;

@@ -36,7 +36,7 @@ metadata::SyncState Kubernetes::state() const {
   return watcher_ != nullptr ? watcher_->status().state : fixed_state_;
 }
 
-bool Kubernetes::collect(ScrapeContext&, std::vector<prometheus::MetricFamily>& out) {
+bool Kubernetes::collect(ScrapeContext&, metrics::Families& out) {
   if (watcher_ == nullptr) return true;
   prometheus::MetricFamily fam;
   fam.name = "podsight_pod_info";
@@ -78,11 +78,11 @@ bool Kubernetes::collect(ScrapeContext&, std::vector<prometheus::MetricFamily>& 
     m.gauge.value = 1;
     fam.metric.push_back(std::move(m));
   }
-  out.push_back(std::move(fam));
+  out.push_back(metrics::Family::from(std::move(fam)));
   return true;
 }
 
-void Kubernetes::collect_self(std::vector<prometheus::MetricFamily>& out) const {
+void Kubernetes::collect_self(metrics::Families& out) const {
   const auto current = state();
   metrics::FamilyBuilder state_f("podsight_kubernetes_sync_state",
                                  "Pod metadata sync with the Kubernetes API, one series per state, 1 for the "

@@ -22,9 +22,9 @@ class Kubernetes final : public Collector {
              std::vector<std::string> pod_labels);
   [[nodiscard]] std::string_view name() const override { return "kubernetes"; }
   // podsight_pod_info.
-  bool collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) override;
+  bool collect(ScrapeContext& ctx, metrics::Families& out) override;
   // podsight_kubernetes_*: not subject to the series budget (a fixed, small set).
-  void collect_self(std::vector<prometheus::MetricFamily>& out) const;
+  void collect_self(metrics::Families& out) const;
 
   [[nodiscard]] metadata::SyncState state() const;
 

@@ -20,7 +20,7 @@ namespace {
 
 using prometheus::MetricType;
 
-prometheus::MetricFamily single(const char* name, const char* help, MetricType type, double value) {
+metrics::Family single(const char* name, const char* help, MetricType type, double value) {
   metrics::FamilyBuilder b(name, help, type, {});
   b.add(std::vector<std::string>{}, value);
   return b.take();
@@ -35,7 +35,7 @@ Self::Self(std::vector<const programs::Family*> families, bpf::Features& feature
       registry_(std::move(registry)),
       bpf_stats_enabled_(std::move(bpf_stats_enabled)) {}
 
-bool Self::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) {
+bool Self::collect(ScrapeContext& ctx, metrics::Families& out) {
   metrics::FamilyBuilder build("podsight_build_info", "Build and environment of the running agent.",
                                MetricType::Gauge, {"version", "revision", "libbpf_version", "kernel"});
   const std::string libbpf = std::to_string(libbpf_major_version()) + "." + std::to_string(libbpf_minor_version());
@@ -52,11 +52,11 @@ bool Self::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& ou
                        "Time this scrape spent reading maps and building series, before encoding.",
                        MetricType::Gauge, ctx.seconds));
   collect_process(out);
-  for (auto& f : registry_->Collect()) out.push_back(std::move(f));
+  for (auto& f : registry_->Collect()) out.push_back(metrics::Family::from(std::move(f)));
   return ok;
 }
 
-void Self::collect_programs(std::vector<prometheus::MetricFamily>& out) {
+void Self::collect_programs(metrics::Families& out) {
   metrics::FamilyBuilder attached("podsight_program_attached",
                                   "1 if the program family is loaded and attached (also when degraded), 0 if "
                                   "it failed. Disabled families are absent.",
@@ -95,7 +95,7 @@ void Self::collect_programs(std::vector<prometheus::MetricFamily>& out) {
   out.push_back(run_seconds.take());
 }
 
-bool Self::collect_maps(const ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) {
+bool Self::collect_maps(const ScrapeContext& ctx, metrics::Families& out) {
   bool ok = true;
   metrics::FamilyBuilder entries("podsight_map_entries", "Entries in the BPF map at scrape time.",
                                  MetricType::Gauge, {"map"});
@@ -137,7 +137,7 @@ bool Self::collect_maps(const ScrapeContext& ctx, std::vector<prometheus::Metric
   return ok;
 }
 
-void collect_process(std::vector<prometheus::MetricFamily>& out) {
+void collect_process(metrics::Families& out) {
   // /proc/self/stat: fields after the comm (which may contain spaces and parentheses) start after ')'.
   auto stat = bpf::read_file("/proc/self/stat");
   if (stat) {

@@ -20,11 +20,11 @@ class Self final : public Collector {
   Self(std::vector<const programs::Family*> families, bpf::Features& features,
        std::shared_ptr<prometheus::Registry> registry, std::function<bool()> bpf_stats_enabled);
   [[nodiscard]] std::string_view name() const override { return "self"; }
-  bool collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) override;
+  bool collect(ScrapeContext& ctx, metrics::Families& out) override;
 
  private:
-  void collect_programs(std::vector<prometheus::MetricFamily>& out);
-  bool collect_maps(const ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out);
+  void collect_programs(metrics::Families& out);
+  bool collect_maps(const ScrapeContext& ctx, metrics::Families& out);
 
   std::vector<const programs::Family*> families_;
   bpf::Features& features_;
@@ -33,6 +33,6 @@ class Self final : public Collector {
 };
 
 // process_* metrics of this process (CPU, memory, fds, start time) from /proc/self.
-void collect_process(std::vector<prometheus::MetricFamily>& out);
+void collect_process(metrics::Families& out);
 
 }  // namespace podsight::collectors

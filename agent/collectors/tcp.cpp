@@ -33,7 +33,7 @@ const char* direction_name(std::uint8_t d) {
 
 }  // namespace
 
-bool Tcp::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) {
+bool Tcp::collect(ScrapeContext& ctx, metrics::Families& out) {
   const int conns_fd = program_.conns_fd();
   const int stats_fd = program_.stats_fd();
   if (conns_fd < 0 || stats_fd < 0) return true;  // family not loaded: podsight_program_state says why

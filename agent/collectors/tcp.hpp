@@ -13,7 +13,7 @@ class Tcp final : public Collector {
   Tcp(const programs::Tcp& program, metadata::WorkloadResolver& workloads)
       : program_(program), workloads_(workloads) {}
   [[nodiscard]] std::string_view name() const override { return "tcp"; }
-  bool collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) override;
+  bool collect(ScrapeContext& ctx, metrics::Families& out) override;
 
  private:
   const programs::Tcp& program_;

@@ -42,7 +42,7 @@ std::string_view protocol_label(__u8 p) {
 
 }  // namespace
 
-bool Xdp::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) {
+bool Xdp::collect(ScrapeContext& ctx, metrics::Families& out) {
   const int fd = program_.counts_fd();
   if (fd < 0) return true;  // family not loaded: podsight_program_state says why
   auto ncpus = bpf::possible_cpus();

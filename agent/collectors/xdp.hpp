@@ -11,7 +11,7 @@ class Xdp final : public Collector {
  public:
   explicit Xdp(const programs::Xdp& program) : program_(program) {}
   [[nodiscard]] std::string_view name() const override { return "xdp"; }
-  bool collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out) override;
+  bool collect(ScrapeContext& ctx, metrics::Families& out) override;
 
  private:
   const programs::Xdp& program_;

@@ -127,7 +127,7 @@ GarbageCollector::PassResult GarbageCollector::run_pass() {
   return result;
 }
 
-void GarbageCollector::collect(std::vector<prometheus::MetricFamily>& out) const {
+void GarbageCollector::collect(metrics::Families& out) const {
   using prometheus::MetricType;
   metrics::FamilyBuilder deleted("podsight_gc_deleted_entries_total",
                                  "BPF map entries of deleted cgroups removed after the grace period.",

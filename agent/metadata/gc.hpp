@@ -8,6 +8,8 @@
 #include "metadata/pods.hpp"
 #include "programs/program.hpp"
 
+#include "metrics/family.hpp"
+
 #include <prometheus/metric_family.h>
 
 #include <atomic>
@@ -49,7 +51,7 @@ class GarbageCollector {
   PassResult run_pass();
 
   // podsight_gc_* self-metrics.
-  void collect(std::vector<prometheus::MetricFamily>& out) const;
+  void collect(metrics::Families& out) const;
 
  private:
   void loop();

@@ -54,6 +54,7 @@ enum class Escape {
 
 // Worst-case growth: an invalid byte becomes "\\xNN" (five bytes) once its backslash is escaped.
 constexpr std::size_t kMaxEscapedPerByte = 5;
+static_assert(max_label_value_size(1) == kMaxEscapedPerByte);
 
 template <Escape E>
 constexpr bool byte_special(unsigned char c) {
@@ -279,16 +280,30 @@ std::size_t plain_labels_size(const ClientMetric& m) {
 // A first guess at the output size, so that a big scrape is mostly written into one allocation.
 // It extrapolates from each family's first series instead of walking every label: that walk would
 // cost as much as a good part of the encoding. Misses are covered by Buffer's doubling.
+std::size_t estimate_classic(const std::string& name, const std::string& help, MetricType type,
+                             const std::vector<ClientMetric>& metric) {
+  if (metric.empty()) return 0;
+  const ClientMetric& first = metric.front();
+  std::size_t lines = 1;
+  if (type == MetricType::Histogram) lines = first.histogram.bucket.size() + 3;
+  if (type == MetricType::Summary) lines = first.summary.quantile.size() + 2;
+  const std::size_t line = name.size() + plain_labels_size(first) + 24;
+  return 2 * name.size() + help.size() + 32 + metric.size() * lines * (line + 8);
+}
+
 std::size_t estimate_size(const std::vector<MetricFamily>& families) {
   std::size_t total = 0;
+  for (const auto& f : families) total += estimate_classic(f.name, f.help, f.type, f.metric);
+  return total;
+}
+
+// Compact series are exact: their label blocks are already written.
+std::size_t estimate_size(const Families& families) {
+  std::size_t total = 0;
   for (const auto& f : families) {
-    if (f.metric.empty()) continue;
-    const ClientMetric& first = f.metric.front();
-    std::size_t lines = 1;
-    if (f.type == MetricType::Histogram) lines = first.histogram.bucket.size() + 3;
-    if (f.type == MetricType::Summary) lines = first.summary.quantile.size() + 2;
-    const std::size_t line = f.name.size() + plain_labels_size(first) + 24;
-    total += 2 * f.name.size() + f.help.size() + 32 + f.metric.size() * lines * (line + 8);
+    total += estimate_classic(f.name, f.help, f.type, f.metric);
+    if (!f.series.empty()) total += 2 * f.name.size() + f.help.size() + 32;
+    total += f.labels.size() + f.series.size() * (f.name.size() + 24);
   }
   return total;
 }
@@ -301,11 +316,29 @@ class Encoder {
     // A family without series carries nothing to scrape, and the Go client refuses to write such
     // families; drop them in both formats.
     if (f.metric.empty()) return;
+    const Header h = header(f.name, f.help, f.type);
+    for (const auto& m : f.metric) classic(h, f.type, m);
+  }
+
+  void family(const Family& f) {
+    if (f.size() == 0) return;
+    const Header h = header(f.name, f.help, f.type);
+    for (const auto& s : f.series) compact(h, f.type, f.label_block(s), s.value);
+    for (const auto& m : f.metric) classic(h, f.type, m);
+  }
+
+ private:
+  struct Header {
+    std::string_view name;  // as the samples use it, before their suffix
+    bool info = false;      // an OpenMetrics info family: "_info" samples with value 1
+  };
+
+  // Writes HELP and TYPE and returns the family name the samples start with.
+  Header header(std::string_view name, const std::string& help, MetricType t) {
     const bool om = format_ == Format::kOpenMetrics100;
-    std::string_view name = f.name;
     std::string_view type;
     bool info = false;
-    switch (f.type) {
+    switch (t) {
       case MetricType::Counter:
         // OpenMetrics names the family without the suffix that its samples carry.
         if (om && ends_with(name, "_total")) name.remove_suffix(6);
@@ -328,12 +361,12 @@ class Encoder {
         break;
     }
 
-    char* d = buf_.room(2 * name.size() + kMaxEscapedPerByte * f.help.size() + 32);
-    if (!f.help.empty()) {
+    char* d = buf_.room(2 * name.size() + kMaxEscapedPerByte * help.size() + 32);
+    if (!help.empty()) {
       d = write_literal(d, "# HELP ");
       d = write_literal(d, name);
       *d++ = ' ';
-      d = om ? write_escaped<Escape::kQuoted>(d, f.help) : write_escaped<Escape::kTextHelp>(d, f.help);
+      d = om ? write_escaped<Escape::kQuoted>(d, help) : write_escaped<Escape::kTextHelp>(d, help);
       *d++ = '\n';
     }
     d = write_literal(d, "# TYPE ");
@@ -342,39 +375,60 @@ class Encoder {
     d = write_literal(d, type);
     *d++ = '\n';
     buf_.commit(d);
+    return {name, info};
+  }
 
-    for (const auto& m : f.metric) {
-      labels_room_ = 2;
-      for (const auto& l : m.label) labels_room_ += l.name.size() + kMaxEscapedPerByte * l.value.size() + 4;
-      switch (f.type) {
-        case MetricType::Counter:
-          d = start(name, om ? "_total" : "", m);
-          d = write_double(d, m.counter.value);
-          finish(d, m);
-          break;
-        case MetricType::Gauge:
-          d = start(name, info ? "_info" : "", m);
-          // An OpenMetrics info sample's value is 1 by definition.
-          d = info ? write_literal(d, "1") : write_double(d, m.gauge.value);
-          finish(d, m);
-          break;
-        case MetricType::Summary:
-          summary(name, m);
-          break;
-        case MetricType::Histogram:
-          histogram(name, m);
-          break;
-        case MetricType::Untyped:
-        default:
-          d = start(name, "", m);
-          d = write_double(d, m.untyped.value);
-          finish(d, m);
-          break;
-      }
+  // The suffix of a counter's or gauge's sample name.
+  std::string_view suffix(const Header& h, MetricType type) const {
+    if (type == MetricType::Counter) return format_ == Format::kOpenMetrics100 ? "_total" : "";
+    if (type == MetricType::Gauge && h.info) return "_info";
+    return "";
+  }
+
+  // One sample line from a pre-rendered label block (FamilyBuilder: counters and gauges only).
+  void compact(const Header& h, MetricType type, std::string_view block, double value) {
+    const std::string_view sfx = suffix(h, type);
+    char* d = buf_.room(h.name.size() + sfx.size() + block.size() + kMaxNumber + 2);
+    d = write_literal(d, h.name);
+    d = write_literal(d, sfx);
+    d = write_literal(d, block);
+    *d++ = ' ';
+    // An OpenMetrics info sample's value is 1 by definition.
+    d = h.info ? write_literal(d, "1") : write_double(d, value);
+    *d++ = '\n';
+    buf_.commit(d);
+  }
+
+  void classic(const Header& h, MetricType type, const ClientMetric& m) {
+    labels_room_ = 2;
+    for (const auto& l : m.label) labels_room_ += l.name.size() + kMaxEscapedPerByte * l.value.size() + 4;
+    char* d = nullptr;
+    switch (type) {
+      case MetricType::Counter:
+        d = start(h.name, suffix(h, type), m);
+        d = write_double(d, m.counter.value);
+        finish(d, m);
+        break;
+      case MetricType::Gauge:
+        d = start(h.name, suffix(h, type), m);
+        d = h.info ? write_literal(d, "1") : write_double(d, m.gauge.value);
+        finish(d, m);
+        break;
+      case MetricType::Summary:
+        summary(h.name, m);
+        break;
+      case MetricType::Histogram:
+        histogram(h.name, m);
+        break;
+      case MetricType::Untyped:
+      default:
+        d = start(h.name, "", m);
+        d = write_double(d, m.untyped.value);
+        finish(d, m);
+        break;
     }
   }
 
- private:
   // Makes room for a whole sample line and writes `name``suffix`{labels[,extra="threshold"]} and the
   // space before the value; returns where the value goes.
   char* start(std::string_view name, std::string_view suffix, const ClientMetric& m,
@@ -643,7 +697,10 @@ std::string_view content_type(Format format) {
   }
 }
 
-void encode(const std::vector<prometheus::MetricFamily>& families, Format format, std::string& out) {
+namespace {
+
+template <typename Fams>
+void encode_all(const Fams& families, Format format, std::string& out) {
   Buffer buf(out);
   try {
     buf.room(estimate_size(families));
@@ -656,6 +713,18 @@ void encode(const std::vector<prometheus::MetricFamily>& families, Format format
     throw;
   }
   buf.finish();
+}
+
+}  // namespace
+
+void encode(const std::vector<prometheus::MetricFamily>& families, Format format, std::string& out) {
+  encode_all(families, format, out);
+}
+
+void encode(const Families& families, Format format, std::string& out) { encode_all(families, format, out); }
+
+char* write_label_value(char* dst, std::string_view value) noexcept {
+  return write_escaped<Escape::kQuoted>(dst, value);
 }
 
 bool valid_utf8(std::string_view s) { return first_invalid_utf8(s) == s.size(); }

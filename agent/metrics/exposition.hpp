@@ -3,7 +3,11 @@
 // every scrape stays parseable whatever bytes the kernel handed us as label values.
 #pragma once
 
+#include "metrics/family.hpp"
+
 #include <prometheus/metric_family.h>
+
+#include <cstddef>
 
 #include <string>
 #include <string_view>
@@ -26,6 +30,17 @@ std::string_view content_type(Format format);
 // assumed valid (they are ours). Gauge families whose name ends in "_info" are written as the
 // OpenMetrics info type; counter families must be named with the "_total" suffix.
 void encode(const std::vector<prometheus::MetricFamily>& families, Format format, std::string& out);
+// The same for what a scrape collects: compact series are written from their label blocks as they are.
+void encode(const Families& families, Format format, std::string& out);
+
+// Bytes write_label_value may write for a value of n bytes: an invalid byte becomes "\\xNN".
+constexpr std::size_t max_label_value_size(std::size_t n) { return 5 * n; }
+
+// Writes `value` as it goes between the quotes of a label value in both formats: sanitized as
+// sanitize_utf8 does, then escaped (backslash, double quote, line feed). `dst` has room for
+// max_label_value_size(value.size()) bytes; returns the end of what was written. Escaping is
+// one-to-one, so two values give the same bytes exactly when they sanitize to the same string.
+char* write_label_value(char* dst, std::string_view value) noexcept;
 
 // True when `s` is well-formed UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF).
 bool valid_utf8(std::string_view s);

@@ -65,22 +65,54 @@ std::size_t SeriesBudget::limit(const std::string& family) const {
   return it == options_.family_max_series.end() ? options_.max_series : it->second;
 }
 
-void SeriesBudget::relabel(prometheus::MetricFamily& family) const {
-  if (options_.drop_labels.empty() && options_.label_max_bytes.empty()) return;
-  if (!summable(family.type)) return;  // merging needs values that add up
+bool SeriesBudget::relabel_values(std::vector<prometheus::ClientMetric::Label>& labels) const {
   bool changed = false;
-  for (auto& m : family.metric) {
-    for (auto& l : m.label) {
-      if (options_.drop_labels.count(l.name) != 0 && !l.value.empty()) {
-        l.value.clear();
-        changed = true;
-      } else if (auto cap = options_.label_max_bytes.find(l.name);
-                 cap != options_.label_max_bytes.end() && l.value.size() > cap->second) {
-        cut_utf8(l.value, cap->second);
-        changed = true;
-      }
+  for (auto& l : labels) {
+    if (options_.drop_labels.count(l.name) != 0 && !l.value.empty()) {
+      l.value.clear();
+      changed = true;
+    } else if (auto cap = options_.label_max_bytes.find(l.name);
+               cap != options_.label_max_bytes.end() && l.value.size() > cap->second) {
+      cut_utf8(l.value, cap->second);
+      changed = true;
     }
   }
+  return changed;
+}
+
+void SeriesBudget::relabel(Family& family) const {
+  if (options_.drop_labels.empty() && options_.label_max_bytes.empty()) return;
+  if (!summable(family.type)) return;  // merging needs values that add up
+
+  // Series rendered by FamilyBuilder: read each block back, and if any label changed, build the
+  // family again; the builder merges the series that became equal.
+  if (!family.series.empty()) {
+    std::vector<std::vector<prometheus::ClientMetric::Label>> parsed;
+    parsed.reserve(family.series.size());
+    bool changed = false;
+    for (const auto& series : family.series) {
+      parsed.push_back(parse_label_block(family.label_block(series)));
+      changed |= relabel_values(parsed.back());
+    }
+    if (changed) {
+      std::vector<std::string> names;
+      for (const auto& l : parsed.front()) names.push_back(l.name);
+      FamilyBuilder b(family.name, family.help, family.type, names);
+      std::vector<std::string> values;
+      for (std::size_t i = 0; i < parsed.size(); ++i) {
+        values.clear();
+        for (auto& l : parsed[i]) values.push_back(std::move(l.value));
+        b.add(values, family.series[i].value);
+      }
+      Family rebuilt = b.take();
+      family.labels = std::move(rebuilt.labels);
+      family.series = std::move(rebuilt.series);
+    }
+  }
+
+  // Series as prometheus-cpp models them.
+  bool changed = false;
+  for (auto& m : family.metric) changed |= relabel_values(m.label);
   if (!changed) return;
   // Series that became equal are one series now: sum them, keep the first one's position.
   std::unordered_map<std::string, std::size_t> index;
@@ -97,23 +129,35 @@ void SeriesBudget::relabel(prometheus::MetricFamily& family) const {
   family.metric = std::move(merged);
 }
 
-void SeriesBudget::apply(prometheus::MetricFamily& family, bool complete) {
+void SeriesBudget::apply(Family& family, bool complete) {
   relabel(family);
   FamilyState& st = families_[family.name];
   const std::size_t max = limit(family.name);
   const bool counter = family.type == prometheus::MetricType::Counter;
   const bool sums = summable(family.type);
-  if (!family.metric.empty()) {
+  const bool rendered = !family.series.empty();  // FamilyBuilder's blocks, else prometheus-cpp series
+  if (rendered) {
+    st.label_names.clear();
+    for (const auto& l : parse_label_block(family.label_block(family.series.front()))) {
+      st.label_names.push_back(l.name);
+    }
+  } else if (!family.metric.empty()) {
     st.label_names.clear();
     for (const auto& l : family.metric.front().label) st.label_names.push_back(l.name);
   }
 
-  const std::size_t n = family.metric.size();
+  // A family carries one representation or the other; index i walks whichever it is.
+  const std::size_t n = rendered ? family.series.size() : family.metric.size();
+  const auto value_at = [&](std::size_t i) -> double {
+    if (!sums) return 0;
+    return rendered ? family.series[i].value : value_of(family.metric[i], family.type);
+  };
   std::vector<std::uint64_t> keys(n);
   std::unordered_set<std::uint64_t> present;
   present.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
-    keys[i] = series_hash(family.metric[i]);
+    keys[i] = rendered ? std::hash<std::string_view>{}(family.label_block(family.series[i]))
+                       : series_hash(family.metric[i]);
     present.insert(keys[i]);
   }
   if (complete) {
@@ -126,11 +170,10 @@ void SeriesBudget::apply(prometheus::MetricFamily& family, bool complete) {
   }
 
   std::size_t room = max > st.admitted.size() ? max - st.admitted.size() : 0;
-  std::vector<prometheus::ClientMetric> kept;
+  std::vector<std::size_t> kept;
   kept.reserve(std::min(n, max));
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint64_t k = keys[i];
-    auto& m = family.metric[i];
     bool admit = st.admitted.count(k) != 0;
     if (!admit && room > 0) {
       admit = true;
@@ -143,29 +186,53 @@ void SeriesBudget::apply(prometheus::MetricFamily& family, bool complete) {
       }
     }
     if (admit) {
-      kept.push_back(std::move(m));
+      kept.push_back(i);
       continue;
     }
-    const double v = sums ? value_of(m, family.type) : 0;
-    auto [f, fresh] = st.folded.try_emplace(k, v);
+    auto [f, fresh] = st.folded.try_emplace(k, value_at(i));
     if (fresh) ++st.dropped;
-    f->second = v;
+    f->second = value_at(i);
+  }
+
+  // Kept series keep their label blocks where they are in family.labels.
+  if (rendered) {
+    std::vector<Family::Series> series;
+    series.reserve(kept.size() + 1);
+    for (auto i : kept) series.push_back(family.series[i]);
+    family.series = std::move(series);
+  } else {
+    std::vector<prometheus::ClientMetric> metric;
+    metric.reserve(kept.size() + 1);
+    for (auto i : kept) metric.push_back(std::move(family.metric[i]));
+    family.metric = std::move(metric);
   }
 
   const bool show = sums && (!st.folded.empty() || (counter && st.overflow_shown));
-  if (show) {
-    prometheus::ClientMetric overflow;
-    for (const auto& name : st.label_names) {
-      if (name != kOverflowLabel) overflow.label.push_back({name, ""});
-    }
-    overflow.label.push_back({kOverflowLabel, "true"});
-    double total = counter ? st.retired : 0;
-    for (const auto& [k, v] : st.folded) total += v;
-    value_of(overflow, family.type) = total;
-    kept.push_back(std::move(overflow));
-    st.overflow_shown = true;
+  if (!show) return;
+  double total = counter ? st.retired : 0;
+  for (const auto& [k, v] : st.folded) total += v;
+  st.overflow_shown = true;
+  std::vector<std::string> names;
+  for (const auto& name : st.label_names) {
+    if (name != kOverflowLabel) names.push_back(name);
   }
-  family.metric = std::move(kept);
+  names.emplace_back(kOverflowLabel);
+  if (rendered || family.metric.empty()) {
+    if (family.type != prometheus::MetricType::Counter && family.type != prometheus::MetricType::Gauge) return;
+    std::vector<std::string> values(names.size());
+    values.back() = "true";
+    FamilyBuilder b(family.name, family.help, family.type, names);
+    b.add(values, total);
+    Family overflow = b.take();
+    const auto offset = static_cast<std::uint32_t>(family.labels.size());
+    family.labels += overflow.labels;
+    family.series.push_back({offset, static_cast<std::uint32_t>(overflow.labels.size()), total});
+  } else {
+    prometheus::ClientMetric overflow;
+    for (const auto& name : names) overflow.label.push_back({name, name == kOverflowLabel ? "true" : ""});
+    value_of(overflow, family.type) = total;
+    family.metric.push_back(std::move(overflow));
+  }
 }
 
 std::uint64_t SeriesBudget::dropped(const std::string& family) const {
@@ -173,7 +240,7 @@ std::uint64_t SeriesBudget::dropped(const std::string& family) const {
   return it == families_.end() ? 0 : it->second.dropped;
 }
 
-void SeriesBudget::collect(std::vector<prometheus::MetricFamily>& out) const {
+void SeriesBudget::collect(Families& out) const {
   FamilyBuilder b("podsight_series_dropped_total",
                   "Series that did not fit under the family's series limit and were folded into its overflow "
                   "series.",

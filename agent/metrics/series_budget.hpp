@@ -5,6 +5,8 @@
 // long as it exists, so a counter never moves between its own series and the overflow series.
 #pragma once
 
+#include "metrics/family.hpp"
+
 #include <prometheus/metric_family.h>
 
 #include <cstddef>
@@ -34,10 +36,10 @@ class SeriesBudget {
 
   // Rewrites `family` in place. `complete` says the collector read all it had to: series missing from
   // `family` then no longer exist and free their place. After a partial read nothing is released.
-  void apply(prometheus::MetricFamily& family, bool complete);
+  void apply(Family& family, bool complete);
 
   // podsight_series_dropped_total{family}, one series per family seen.
-  void collect(std::vector<prometheus::MetricFamily>& out) const;
+  void collect(Families& out) const;
 
   [[nodiscard]] std::uint64_t dropped(const std::string& family) const;
   [[nodiscard]] std::size_t limit(const std::string& family) const;
@@ -52,7 +54,8 @@ class SeriesBudget {
     std::vector<std::string> label_names;  // for the overflow series
   };
 
-  void relabel(prometheus::MetricFamily& family) const;
+  void relabel(Family& family) const;
+  [[nodiscard]] bool relabel_values(std::vector<prometheus::ClientMetric::Label>& labels) const;
 
   BudgetOptions options_;
   std::map<std::string, FamilyState> families_;

@@ -19,8 +19,9 @@
 
 namespace podsight::programs {
 namespace {
-static_assert(sizeof(cgroup_skb_key) == 16, "cgroup_skb_key layout is shared with bpf/cgroup_skb.bpf.c");
-static_assert(sizeof(cgroup_skb_value) == 16, "cgroup_skb_value layout is shared with bpf/cgroup_skb.bpf.c");
+static_assert(sizeof(cgroup_skb_key) == 8, "cgroup_skb_key layout is shared with bpf/cgroup_skb.bpf.c");
+static_assert(sizeof(cgroup_skb_value) == 32, "cgroup_skb_value layout is shared with bpf/cgroup_skb.bpf.c");
+static_assert(CGROUP_SKB_INGRESS == 0 && CGROUP_SKB_EGRESS == 1, "directions index cgroup_skb_value::dir");
 
 // The root of a cgroup2 hierarchy has cgroup id (inode number) 1; a cgroup namespace or a
 // configured subdirectory shows some other cgroup as the top.

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* Helpers every podsight program family uses: bounded counting into per-CPU hashes, with failed
- * inserts (map full) counted per map so userspace can report podsight_map_update_errors_total. */
+/* Helpers every podsight program family uses: bounded counting into hashes (per-CPU or shared), with
+ * failed inserts (map full) counted per map so userspace can report podsight_map_update_errors_total. */
 #ifndef PODSIGHT_BPF_H
 #define PODSIGHT_BPF_H
 
@@ -27,9 +27,10 @@ static __always_inline void podsight_map_error(void *errors, __u32 map_index)
 		__sync_fetch_and_add(n, 1);
 }
 
-/* Adds `delta` to the u64 at `key` in a per-CPU hash, inserting it if absent. The add is atomic even
- * though the slot is per-CPU: a softirq program (ingress) can interrupt a process-context one (egress)
- * on the same CPU, and a plain += would lose one of the two updates. */
+/* Adds `delta` to the u64 at `key` in a hash, inserting it if absent. The add is atomic: in a shared
+ * hash other CPUs add to the same counter, and even a per-CPU slot is not safe from a softirq program
+ * (ingress) interrupting a process-context one (egress) on the same CPU, where a plain += would lose
+ * one of the two updates. */
 static __always_inline void podsight_count(void *map, const void *key, __u64 delta, void *errors,
 					   __u32 map_index)
 {

@@ -676,6 +676,32 @@ TEST_F(CgroupSkb, FullMapKeepsExistingKeysAndCountsFailedInserts) {
   EXPECT_EQ(promtool_problems(text), "");
 }
 
+// Both directions of a cgroup share one map entry: a cgroup that sends to itself fills a map of one
+// entry and is counted exactly both ways; another cgroup's packets then do not fit and are counted
+// as failed inserts, while the first cgroup's ingress keeps counting.
+TEST_F(CgroupSkb, BothDirectionsOfACgroupShareOneEntry) {
+  TestCgroup p("psk-p1");
+  TestCgroup a(p.relative().substr(1) + "/a");
+  TestCgroup b(p.relative().substr(1) + "/b");
+  auto label = [&](const TestCgroup& cg) { return cg.relative().substr(p.relative().size()); };
+  AgentProcess agent(R"({"cgroup_root": ")" + p.path() +
+                     R"(", "programs": {"cgroup_skb": {"max_entries": 1}}})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+
+  udp({&a}, {&a}, "127.0.0.1", 10, 64);
+  constexpr int kLate = 4;
+  udp({&b}, {&a}, "127.0.0.1", kLate, 64);
+  if (HasFatalFailure()) return;
+  auto text = agent.get("/metrics").body;
+  Scrape s(text);
+  EXPECT_EQ(traffic(s, label(a), "egress"), udp_traffic(10, 64, false));
+  EXPECT_EQ(traffic(s, label(a), "ingress"), udp_traffic(10 + kLate, 64, false));
+  EXPECT_EQ(traffic(s, label(b), "egress"), Traffic{});
+  EXPECT_EQ(s.value("podsight_map_entries", {{"map", "cgroup_skb_counts"}}), 1);
+  EXPECT_EQ(s.value("podsight_map_update_errors_total", {{"map", "cgroup_skb_counts"}}), kLate);
+  EXPECT_EQ(promtool_problems(text), "");
+}
+
 // A cgroup_root that is no cgroup2 directory fails this family with the reason, and only this one.
 TEST_F(CgroupSkb, NoCgroup2AtTheRootFailsOnlyThisFamily) {
   const std::string dir = make_temp_dir("podsight-cgskb");

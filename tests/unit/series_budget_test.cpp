@@ -13,17 +13,30 @@ namespace {
 
 using prometheus::MetricType;
 
-prometheus::MetricFamily family(MetricType type, const std::vector<std::pair<std::string, double>>& series,
+Family family(MetricType type, const std::vector<std::pair<std::string, double>>& series,
                                 const std::string& name = "podsight_test_total") {
   FamilyBuilder b(name, "test", type, {"pod", "comm"});
   for (const auto& [pod, v] : series) b.add({pod, "sh"}, v);
   return b.take();
 }
 
+// The family's series with their labels read back from the rendered blocks.
+std::vector<prometheus::ClientMetric> decoded(const Family& f) {
+  std::vector<prometheus::ClientMetric> out;
+  for (const auto& s : f.series) {
+    prometheus::ClientMetric m;
+    m.label = parse_label_block(f.label_block(s));
+    m.counter.value = m.gauge.value = s.value;
+    out.push_back(std::move(m));
+  }
+  for (const auto& m : f.metric) out.push_back(m);
+  return out;
+}
+
 // label "pod" (or "overflow") -> value
-std::map<std::string, double> values(const prometheus::MetricFamily& f) {
+std::map<std::string, double> values(const Family& f) {
   std::map<std::string, double> out;
-  for (const auto& m : f.metric) {
+  for (const auto& m : decoded(f)) {
     std::string key;
     for (const auto& l : m.label) {
       if (l.name == "pod" && !l.value.empty()) key = l.value;
@@ -41,7 +54,7 @@ TEST(SeriesBudget, FoldsSeriesBeyondTheLimitIntoOneOverflowSeries) {
   EXPECT_EQ(values(f), (std::map<std::string, double>{{"a", 1}, {"b", 2}, {"c", 3}, {"<overflow>", 9}}));
   EXPECT_EQ(budget.dropped("podsight_test_total"), 2u);
   // The overflow series has every label of the family, empty, plus overflow="true".
-  const auto& overflow = f.metric.back();
+  const auto overflow = decoded(f).back();
   ASSERT_EQ(overflow.label.size(), 3u);
   EXPECT_EQ(overflow.label[0].name, "pod");
   EXPECT_EQ(overflow.label[0].value, "");
@@ -49,12 +62,12 @@ TEST(SeriesBudget, FoldsSeriesBeyondTheLimitIntoOneOverflowSeries) {
   EXPECT_EQ(overflow.label[2].name, "overflow");
   EXPECT_EQ(overflow.label[2].value, "true");
 
-  std::vector<prometheus::MetricFamily> self;
+  Families self;
   budget.collect(self);
   ASSERT_EQ(self.size(), 1u);
   EXPECT_EQ(self[0].name, "podsight_series_dropped_total");
-  ASSERT_EQ(self[0].metric.size(), 1u);
-  EXPECT_EQ(self[0].metric[0].counter.value, 2);
+  ASSERT_EQ(self[0].size(), 1u);
+  EXPECT_EQ(decoded(self[0])[0].counter.value, 2);
 }
 
 TEST(SeriesBudget, AdmissionSticksAcrossScrapes) {
@@ -119,8 +132,8 @@ TEST(SeriesBudget, PerFamilyLimitsAndIndependentFamilies) {
   auto big = family(MetricType::Counter, {{"a", 1}, {"b", 1}}, "podsight_big_total");
   budget.apply(small, true);
   budget.apply(big, true);
-  EXPECT_EQ(small.metric.size(), 2u);  // a + overflow
-  EXPECT_EQ(big.metric.size(), 2u);    // a, b
+  EXPECT_EQ(small.size(), 2u);  // a + overflow
+  EXPECT_EQ(big.size(), 2u);    // a, b
   EXPECT_EQ(budget.dropped("podsight_small_total"), 1u);
   EXPECT_EQ(budget.dropped("podsight_big_total"), 0u);
   EXPECT_EQ(budget.limit("podsight_small_total"), 1u);
@@ -135,10 +148,10 @@ TEST(SeriesBudget, DroppedLabelsMergeSeriesBeforeTheLimit) {
   b.add({"b", "sh"}, 4);
   auto f = b.take();
   budget.apply(f, true);
-  ASSERT_EQ(f.metric.size(), 2u);  // a (sh + ls), b: under the limit once comm is gone
-  EXPECT_EQ(f.metric[0].label[1].value, "");
-  EXPECT_EQ(f.metric[0].counter.value, 3);
-  EXPECT_EQ(f.metric[1].counter.value, 4);
+  ASSERT_EQ(f.size(), 2u);  // a (sh + ls), b: under the limit once comm is gone
+  EXPECT_EQ(decoded(f)[0].label[1].value, "");
+  EXPECT_EQ(f.series[0].value, 3);
+  EXPECT_EQ(f.series[1].value, 4);
   EXPECT_EQ(budget.dropped("podsight_execs_total"), 0u);
 }
 
@@ -150,11 +163,11 @@ TEST(SeriesBudget, CappedLabelsAreCutOnACharacterBoundary) {
   b.add({"a", "abc\xc3\xa9"}, 4);  // "abcé": the 4-byte cut falls inside é
   auto f = b.take();
   budget.apply(f, true);
-  ASSERT_EQ(f.metric.size(), 2u);
-  EXPECT_EQ(f.metric[0].label[1].value, "abcd");
-  EXPECT_EQ(f.metric[0].counter.value, 3);
-  EXPECT_EQ(f.metric[1].label[1].value, "abc");
-  EXPECT_EQ(f.metric[1].label[0].value, "a");  // other labels untouched
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(decoded(f)[0].label[1].value, "abcd");
+  EXPECT_EQ(f.series[0].value, 3);
+  EXPECT_EQ(decoded(f)[1].label[1].value, "abc");
+  EXPECT_EQ(decoded(f)[1].label[0].value, "a");  // other labels untouched
 }
 
 TEST(SeriesBudget, ManySeriesKeepExactlyTheLimit) {
@@ -167,11 +180,30 @@ TEST(SeriesBudget, ManySeriesKeepExactlyTheLimit) {
   }
   auto f = family(MetricType::Counter, series);
   budget.apply(f, true);
-  ASSERT_EQ(f.metric.size(), 1001u);
+  ASSERT_EQ(f.size(), 1001u);
   double kept = 0;
-  for (std::size_t i = 0; i + 1 < f.metric.size(); ++i) kept += f.metric[i].counter.value;
-  EXPECT_EQ(kept + f.metric.back().counter.value, total);  // nothing lost, nothing counted twice
+  for (std::size_t i = 0; i + 1 < f.size(); ++i) kept += f.series[i].value;
+  EXPECT_EQ(kept + f.series.back().value, total);  // nothing lost, nothing counted twice
   EXPECT_EQ(budget.dropped("podsight_test_total"), 4000u);
+}
+
+TEST(SeriesBudget, FamiliesFromPrometheusCppAreBudgetedToo) {
+  SeriesBudget budget(BudgetOptions{.max_series = 2});
+  prometheus::MetricFamily pf;
+  pf.name = "podsight_pod_info";
+  pf.help = "test";
+  pf.type = MetricType::Gauge;
+  for (const char* pod : {"a", "b", "c"}) {
+    prometheus::ClientMetric m;
+    m.label = {{"pod", pod}};
+    m.gauge.value = 1;
+    pf.metric.push_back(m);
+  }
+  auto f = Family::from(std::move(pf));
+  budget.apply(f, true);
+  EXPECT_EQ(values(f), (std::map<std::string, double>{{"a", 1}, {"b", 1}, {"<overflow>", 1}}));
+  EXPECT_EQ(f.metric.back().label.back().name, kOverflowLabel);
+  EXPECT_EQ(budget.dropped("podsight_pod_info"), 1u);
 }
 
 }  // namespace

@@ -1,0 +1,155 @@
+"""In-kernel cost per event of each program family, from the kernel's own run-time statistics
+(run_time_ns / run_cnt), next to a bpftrace program doing the same counting on the same hook and to an
+empty program on that hook, all attached at once under one generated workload. Every round restarts
+them in a rotated attach order, because the first program a hook runs pays for the coldest caches."""
+
+import contextlib
+
+from .common import Agent, Bpftrace, Floor, LoadWatch, bench_cgroup, prog_stats, rotations, summary
+
+# The agent with only the family under test enabled.
+ONLY = {
+    "exec": lambda variant: {"programs": {"exec": {"variant": variant}, "cgroup_skb": {"enabled": False}}},
+    "cgroup_skb": lambda _: {"programs": {"exec": {"enabled": False}, "cgroup_skb": {"enabled": True}}},
+}
+
+BPFTRACE_EXEC = "tracepoint:sched:sched_process_exec { @[cgroup, comm] = count(); }"
+BPFTRACE_TCP = "tracepoint:sock:inet_sock_set_state { @[cgroup, args->newstate] = count(); }"
+
+
+def _measure(env, contenders, workload, rounds):
+    """contenders: {label: factory() -> context manager whose __enter__ returns {prog_name: prog_id}}.
+    Returns {label: {prog_name: [ns per run, one per round]}} and runs per round."""
+    per_run = {}
+    counts = {}
+    labels = list(contenders)
+    for _, order in rotations(labels, rounds):
+        with contextlib.ExitStack() as stack:
+            ids = {}
+            for label in order:
+                ids[label] = stack.enter_context(contenders[label]())
+            flat = [i for progs in ids.values() for i in progs.values()]
+            before = prog_stats(env, flat)
+            workload()
+            after = prog_stats(env, flat)
+            for label, progs in ids.items():
+                for name, pid in progs.items():
+                    t = after[pid][0] - before[pid][0]
+                    c = after[pid][1] - before[pid][1]
+                    per_run.setdefault(label, {}).setdefault(name, []).append(t / c if c else None)
+                    counts.setdefault(label, {}).setdefault(name, []).append(c)
+    return per_run, counts
+
+
+@contextlib.contextmanager
+def _agent_progs(env, config, prefix):
+    with Agent(env, config) as a:
+        yield a.progs(prefix)
+
+
+@contextlib.contextmanager
+def _bpftrace_progs(env, script):
+    with Bpftrace(env, script) as b:
+        yield b.progs()
+
+
+@contextlib.contextmanager
+def _floor_progs(env, hooks):
+    with Floor(env, hooks) as f:
+        yield f.ids
+
+
+def _rows(per_run, counts, reference, floors):
+    """One row per program: median ns/run and spread, ratio to the reference (per round), net of the
+    empty program on the same hook (per round)."""
+    rows = []
+    ref = None
+    if reference in per_run:
+        ref = [sum(x for x in xs if x) for xs in zip(*per_run[reference].values())]
+    for label, progs in per_run.items():
+        for name, xs in progs.items():
+            row = {"contender": label, "program": name, "ns_per_run": summary(xs),
+                   "runs_per_round": summary(counts[label][name])}
+            if ref and label != reference:
+                row["ratio_to_" + reference] = summary([x / r if x and r else None for x, r in zip(xs, ref)])
+            floor = floors.get(name)
+            if floor and floor[0] in per_run and label != floor[0]:
+                fs = per_run[floor[0]][floor[1]]
+                row["net_of_empty_ns"] = summary([x - f if x and f else None for x, f in zip(xs, fs)])
+            rows.append(row)
+    return rows
+
+
+def exec_cost(env):
+    rounds = env.n_rounds(3, 7)
+    n = 300 if env.quick else 1000
+    with bench_cgroup(env, "exec-cost") as cg, LoadWatch() as load:
+        contenders = {
+            "podsight tp_btf": lambda: _agent_progs(env, ONLY["exec"]("tp_btf"), "exec"),
+            "podsight tracepoint": lambda: _agent_progs(env, ONLY["exec"]("tracepoint"), "exec"),
+            "bpftrace": lambda: _bpftrace_progs(env, BPFTRACE_EXEC),
+            "empty": lambda: _floor_progs(env, ["exec_btf", "exec_tp"]),
+        }
+        per_run, counts = _measure(env, contenders, lambda: env.tool("storm-exec", "--n", n, "--cgroup", cg), rounds)
+    floors = {"exec_tp_btf": ("empty", "floor_exec_btf"), "exec_tracepoint": ("empty", "floor_exec_tp")}
+    for name in per_run.get("bpftrace", {}):
+        floors[name] = ("empty", "floor_exec_tp")
+    return {"rounds": rounds, "workload": f"{n} execs of /bin/true per round", "load": load.result(),
+            "rows": _rows(per_run, counts, "bpftrace", floors)}
+
+
+def cgroup_skb_cost(env):
+    rounds = env.n_rounds(3, 7)
+    n = 3000 if env.quick else 10000
+    with bench_cgroup(env, "skb-cost") as cg, LoadWatch() as load:
+        contenders = {
+            "podsight": lambda: _agent_progs(env, ONLY["cgroup_skb"](None), "cgroup_skb"),
+            "empty": lambda: _floor_progs(env, ["cgroup_skb"]),
+        }
+        per_run, counts = _measure(env, contenders,
+                                   lambda: env.tool("storm-tcp", "--n", n, "--cgroup", cg), rounds)
+    floors = {"cgroup_skb_ingress": ("empty", "floor_skb_in"), "cgroup_skb_egress": ("empty", "floor_skb_out")}
+    result = {"rounds": rounds, "workload": f"{n} loopback TCP connections per round (connect, 100 B, close)",
+              "load": load.result(), "rows": _rows(per_run, counts, None, floors)}
+    result["test_run"] = cgroup_skb_test_run(env)
+    return result
+
+
+def cgroup_skb_test_run(env):
+    """BPF_PROG_TEST_RUN: the kernel runs the program a million times on one synthetic packet and
+    reports the mean; no statistics overhead, no traffic, repeatable. Rows for a plain UDP and TCP
+    packet and for a GSO packet of 10 segments (the only case that reads headers)."""
+    repeat = 200000 if env.quick else 1000000
+    rounds = env.n_rounds(3, 7)
+    cases = [("udp", ["--proto", "udp"]), ("tcp", ["--proto", "tcp"]),
+             ("tcp gso 10 segs", ["--proto", "tcp", "--gso-segs", "10"])]
+    rows = []
+    with LoadWatch() as load, Agent(env, ONLY["cgroup_skb"](None)) as a, Floor(env, ["cgroup_skb"]) as f:
+        progs = a.progs("cgroup_skb")
+        progs.update(f.ids)
+        for case, args in cases:
+            for name, pid in sorted(progs.items()):
+                out = env.tool("testrun", "--prog-id", pid, "--repeat", repeat, "--rounds", rounds, *args)
+                rows.append({"case": case, "program": name, "ns_per_run": summary(out["ns_per_run"])})
+    return {"repeat": repeat, "rounds": rounds, "load": load.result(), "rows": rows}
+
+
+def tcp_cost(env):
+    """Same tracepoint as the tcp family (sock/inet_sock_set_state). podsight's column appears by
+    itself once the agent holds programs named tcp*: until the tcp family is merged it has none."""
+    rounds = env.n_rounds(3, 7)
+    n = 3000 if env.quick else 10000
+    with Agent(env, {}) as probe:
+        has_tcp = bool(probe.progs("tcp"))
+    with bench_cgroup(env, "tcp-cost") as cg, LoadWatch() as load:
+        contenders = {
+            "bpftrace": lambda: _bpftrace_progs(env, BPFTRACE_TCP),
+            "empty": lambda: _floor_progs(env, ["tcp_tp"]),
+        }
+        if has_tcp:
+            contenders["podsight"] = lambda: _agent_progs(env, {}, "tcp")
+        per_run, counts = _measure(env, contenders,
+                                   lambda: env.tool("storm-tcp", "--n", n, "--cgroup", cg), rounds)
+    floors = {name: ("empty", "floor_tcp_tp") for label in per_run for name in per_run[label]}
+    return {"rounds": rounds, "workload": f"{n} loopback TCP connections per round", "load": load.result(),
+            "podsight_tcp_family": has_tcp, "rows": _rows(per_run, counts, "bpftrace", floors)}
