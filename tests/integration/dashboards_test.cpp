@@ -9,7 +9,7 @@
 // container cgroup. Every dashboard is checked with its variables on "All"; one with namespace and pod
 // variables is checked again with them set to that pod, so its panels must return pod-labelled data.
 #include "integration/support/harness.hpp"
-#include "integration/support/kube_node.hpp"
+#include "integration/support/pod_cgroups.hpp"
 #include "integration/support/net.hpp"
 #include "support/kube_api.hpp"
 

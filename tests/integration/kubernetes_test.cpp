@@ -8,7 +8,7 @@
 // To cover another workload family, run its traffic in the pod's container cgroup (a TestCgroup:
 // Placement{&cg, &netns} works) next to the execs and add an expect_pod_series() line for its metric.
 #include "integration/support/harness.hpp"
-#include "integration/support/kube_node.hpp"
+#include "integration/support/pod_cgroups.hpp"
 #include "support/kube_api.hpp"
 
 #include "bpf/maps.hpp"

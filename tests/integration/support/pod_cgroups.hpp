@@ -1,6 +1,5 @@
-// A Kubernetes node as the agent sees it, for integration tests that serve pods from the test API
-// server (support/kube_api.hpp): kubelet-shaped pod cgroups in the real cgroup2 tree, pod UIDs and
-// container IDs derived from a seed, and a kubeconfig that reaches the test API server.
+// Pod cgroups as kubelet makes them, for integration tests that serve the same pods from the test API
+// server (support/kube_api.hpp): the real cgroup2 tree, either cgroup driver, every QoS class.
 #pragma once
 
 #include "integration/support/harness.hpp"
@@ -11,11 +10,6 @@
 #include <vector>
 
 namespace podsight::testing {
-
-// 64 lower-case hex digits (a container ID) and a version-4-shaped UUID (a pod UID), the same for the
-// same seed.
-std::string hex_id(const std::string& seed);
-std::string uuid(const std::string& seed);
 
 // A kubelet-shaped cgroup tree under a unique --cgroup-root: the parents are made here, each
 // container cgroup is a TestCgroup (so Placement{cgroup, netns} can put traffic in it too). Removed
@@ -40,9 +34,5 @@ class PodCgroups {
   std::vector<std::string> made_;
   std::vector<std::unique_ptr<TestCgroup>> containers_;
 };
-
-// Writes a kubeconfig (YAML, current context "e2e") for https://127.0.0.1:`port` with the PKI's CA
-// inline (certificate-authority-data) and a bearer token.
-void write_kubeconfig(const std::string& path, int port, const TestPki& pki, const std::string& token);
 
 }  // namespace podsight::testing
