@@ -19,6 +19,15 @@ void openssl(const std::string& dir, const std::string& args) {
   }
 }
 
+FakeKubeApi::Request recorded(const httplib::Request& req) {
+  FakeKubeApi::Request seen;
+  seen.method = req.method;
+  seen.path = req.path;
+  for (const auto& [k, v] : req.params) seen.params[k] = v;
+  seen.authorization = req.get_header_value("Authorization");
+  return seen;
+}
+
 std::string base64(const std::string& in) {
   static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
@@ -180,6 +189,22 @@ FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options) : options_(std::mo
   if (!server_->is_valid()) throw std::runtime_error("SSLServer: certificates not usable");
   server_->Get("/api/v1/pods",
                [this](const httplib::Request& req, httplib::Response& res) { handle(&req, &res); });
+  // Everything else is recorded too (tests compare what the agent asks for with the chart's RBAC),
+  // and answered as an API server answers a resource it does not serve.
+  const auto other = [this](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu_);
+    Request seen = recorded(req);
+    seen.status = 404;
+    requests_.push_back(seen);
+    res.status = 404;
+    res.set_content(status_body(404, "NotFound", "the server could not find the requested resource"),
+                    "application/json");
+  };
+  server_->Get(".*", other);
+  server_->Post(".*", other);
+  server_->Put(".*", other);
+  server_->Patch(".*", other);
+  server_->Delete(".*", other);
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("SSLServer: cannot bind");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -326,14 +351,12 @@ void FakeKubeApi::handle(const void* request, void* response) {
   const auto& req = *static_cast<const httplib::Request*>(request);
   auto& res = *static_cast<httplib::Response*>(response);
   std::unique_lock lock(mu_);
-  Request seen;
-  for (const auto& [k, v] : req.params) seen.params[k] = v;
+  Request seen = recorded(req);
   // Looking a parameter up must not add it: the recorded requests show exactly what was sent.
   auto param = [&](const std::string& name) {
     auto it = seen.params.find(name);
     return it == seen.params.end() ? std::string() : it->second;
   };
-  seen.authorization = req.get_header_value("Authorization");
   seen.watch = param("watch") == "1" || param("watch") == "true";
   auto answer = [&](int status, const std::string& reason, const std::string& message) {
     seen.status = status;

@@ -112,6 +112,8 @@ class FakeKubeApi {
   void expire_continue_tokens(bool expire);
 
   struct Request {
+    std::string method;  // GET, POST, ...
+    std::string path;    // without the query, e.g. /api/v1/pods
     bool watch = false;
     std::map<std::string, std::string> params;
     std::string authorization;
