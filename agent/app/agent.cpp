@@ -214,6 +214,7 @@ std::string Agent::scrape(metrics::Format format) {
     // concurrent scrapers (Prometheus HA pairs) cost one map walk each rather than contending.
     std::lock_guard lock(scrape_mu_);
     const auto t0 = std::chrono::steady_clock::now();
+    cgroups_->next_round();
     collectors::ScrapeContext ctx;
     for (auto& c : collectors_) {
       const std::size_t first = families.size();

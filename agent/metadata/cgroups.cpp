@@ -74,10 +74,16 @@ std::optional<std::string> CgroupPaths::by_handle(std::uint64_t id) {
   return std::nullopt;
 }
 
+void CgroupPaths::next_round() {
+  std::lock_guard lock(mu_);
+  walked_this_round_ = false;
+}
+
 void CgroupPaths::walk_locked() {
   ++walks_;
   last_walk_ = std::chrono::steady_clock::now();
   walked_ = true;
+  walked_this_round_ = true;
   struct Dir {
     std::string rel;
     int depth;
@@ -109,7 +115,7 @@ std::optional<std::string> CgroupPaths::path(std::uint64_t id) {
     return p;
   }
   auto now = std::chrono::steady_clock::now();
-  if (!walked_ || now - last_walk_ >= rescan_interval_) {
+  if (!walked_ || !walked_this_round_ || now - last_walk_ >= rescan_interval_) {
     walk_locked();
     if (auto it = paths_.find(id); it != paths_.end()) return it->second;
   }

@@ -24,8 +24,15 @@ class CgroupPaths {
 
   // The path relative to the root ("/" for the root itself, "/system.slice/ssh.service"), or nullopt
   // if no cgroup with this id exists (anymore). A miss triggers at most one tree walk per
-  // rescan_interval; a cheaper direct lookup by file handle is tried first where permitted.
+  // rescan_interval or per round (below); a cheaper direct lookup by file handle is tried first
+  // where permitted.
   std::optional<std::string> path(std::uint64_t id);
+
+  // A new scrape begins: its first miss may walk even within the rescan interval, so that a cgroup
+  // made since the last walk is resolved in the scrape that first sees it rather than labelled
+  // "(unknown)" (which would also make the "(unknown)" counters go down again a scrape later).
+  // Without file handles (no CAP_DAC_READ_SEARCH, the chart's set) every miss depends on walks.
+  void next_round();
 
   // The cgroup id of a path relative to the root (the inode number of its directory).
   static Result<std::uint64_t> id_of(const std::string& absolute_path);
@@ -57,6 +64,7 @@ class CgroupPaths {
   std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> gone_since_;
   std::chrono::steady_clock::time_point last_walk_{};
   bool walked_ = false;
+  bool walked_this_round_ = false;
   std::uint64_t walks_ = 0;
   bool handles_work_ = true;
   bool handles_proven_ = false;  // a lookup by handle has succeeded: its ESTALE means "no such id"

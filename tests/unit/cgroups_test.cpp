@@ -50,6 +50,16 @@ TEST_F(CgroupPathsTest, UnknownIdsAreRateLimitedAndDeletedOnesForgotten) {
   auto fresh = *CgroupPaths::id_of(root_ + "/new.slice");
   EXPECT_FALSE(paths.path(fresh).has_value());  // interval not over yet
 
+  // A new scrape may walk once within the interval: a cgroup made since the last walk resolves.
+  paths.next_round();
+  EXPECT_EQ(paths.path(fresh), "/new.slice");
+  walks = paths.walks();
+  EXPECT_FALSE(paths.path(0xdeadbeefcafeULL).has_value());
+  EXPECT_EQ(paths.walks(), walks);  // but only once per round
+  paths.next_round();
+  EXPECT_FALSE(paths.path(0xdeadbeefcafeULL).has_value());
+  EXPECT_EQ(paths.walks(), walks + 1);
+
   std::filesystem::remove(root_ + "/system.slice/ssh.service");
   EXPECT_GE(paths.forget_deleted(), 1u);
   EXPECT_FALSE(paths.path(id).has_value());
