@@ -9,8 +9,8 @@
 // container cgroup. Every dashboard is checked with its variables on "All"; one with namespace and pod
 // variables is checked again with them set to that pod, so its panels must return pod-labelled data.
 #include "integration/support/harness.hpp"
-#include "integration/support/pod_cgroups.hpp"
 #include "integration/support/net.hpp"
+#include "integration/support/pod_cgroups.hpp"
 #include "support/kube_api.hpp"
 
 #include <arpa/inet.h>
@@ -372,10 +372,6 @@ struct Checker {
   }
 };
 
-bool synced(AgentProcess& agent) {
-  return agent.scrape().value("podsight_kubernetes_sync_state", {{"state", "synced"}}) == 1;
-}
-
 TEST(Dashboards, EveryPanelAndAlertWorksAgainstARealPrometheusScrapingTheAgent) {
   PODSIGHT_REQUIRE_PRIVILEGES();
   ensure_kernel_mounts();
@@ -423,7 +419,8 @@ TEST(Dashboards, EveryPanelAndAlertWorksAgainstARealPrometheusScrapingTheAgent) 
   };
   AgentProcess agent(config.dump());
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  ASSERT_TRUE(eventually([&] { return synced(agent); })) << agent.get("/readyz").body << agent.logs();
+  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); }))
+      << agent.get("/readyz").body << agent.logs();
   ASSERT_EQ(agent.get("/readyz").status, 200) << agent.get("/readyz").body;
   EXPECT_EQ(json::parse(agent.get("/readyz").body)["status"], "ready") << agent.get("/readyz").body;
 

@@ -128,10 +128,6 @@ class Kubernetes : public ::testing::Test {
            R"(", "node_name": "node-e2e"}})";
   }
 
-  static bool synced(AgentProcess& agent) {
-    return agent.scrape().value("podsight_kubernetes_sync_state", {{"state", "synced"}}) == 1;
-  }
-
   std::string binary(const std::string& comm) { return make_named_true(bins_, comm); }
 
   static TestPki* pki_;
@@ -161,7 +157,7 @@ TEST_F(Kubernetes, ExecMetricsCarryPodLabelsAndGoAwayAfterTheGracePeriod) {
 
   AgentProcess agent(in_cluster_config());
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  ASSERT_TRUE(eventually([&] { return synced(agent); })) << agent.get("/readyz").body;
+  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); })) << agent.get("/readyz").body;
 
   const std::string comm_a = "pka" + random_suffix(8), comm_b = "pkb" + random_suffix(8),
                     comm_c = "pkc" + random_suffix(8);
@@ -276,7 +272,7 @@ TEST_F(Kubernetes, KubeconfigAndAnUnreachableApiServer) {
   EXPECT_EQ(nlohmann::json::parse(agent.get("/readyz").body)["status"], "degraded");
   for (int i = 0; i < 4; ++i) ASSERT_EQ(cg.run({binary(comm)}), 0);
   api_->fail_next(0, 0);
-  ASSERT_TRUE(eventually([&] { return synced(agent); }));
+  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); }));
   expect_pod_series(agent.scrape(), "podsight_process_execs_total", {{"comm", comm}}, p, "cart", 4);
   EXPECT_EQ(nlohmann::json::parse(agent.get("/readyz").body)["status"], "ready");
   EXPECT_EQ(api_->requests().back().authorization, "Bearer e2e-token");
@@ -298,7 +294,7 @@ TEST_F(Kubernetes, SeriesLimitFoldsExactlyTheExcess) {
   AgentProcess agent(in_cluster_config(R"(, "cardinality": {"drop_labels": ["comm", "cgroup"],
       "family_max_series": {"podsight_process_execs_total": 2, "podsight_pod_info": 2}})"));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  ASSERT_TRUE(eventually([&] { return synced(agent); }));
+  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); }));
   // The host's series first (an exec outside any pod), so it is admitted before ours appear.
   TestCgroup host;
   ASSERT_EQ(host.run({"/bin/true"}), 0);

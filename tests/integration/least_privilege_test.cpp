@@ -287,26 +287,15 @@ TEST_F(LeastPrivilege, TheAgentAsksTheApiOnlyForWhatTheChartsClusterRoleGrants) 
   api.upsert(pod_json({"shop", "web-" + s, uuid("rbac" + s), o.node, {{"web", hex_id("rbac-web" + s)}}}));
   const std::string dir = make_temp_dir("podsight-rbac");
   write_file(dir + "/token", o.token + "\n");
-  struct Env {
-    Env(int port, const std::string& node) {
-      ::setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1", 1);
-      ::setenv("KUBERNETES_SERVICE_PORT", std::to_string(port).c_str(), 1);
-      ::setenv("NODE_NAME", node.c_str(), 1);
-    }
-    ~Env() {
-      ::unsetenv("KUBERNETES_SERVICE_HOST");
-      ::unsetenv("KUBERNETES_SERVICE_PORT");
-      ::unsetenv("NODE_NAME");
-    }
-  } env(api.port(), o.node);
+  const ScopedEnv env({{"KUBERNETES_SERVICE_HOST", "127.0.0.1"},
+                       {"KUBERNETES_SERVICE_PORT", std::to_string(api.port())},
+                       {"NODE_NAME", o.node}});
   // The chart's config leaves kubernetes.* at its defaults; only the service-account files are ours.
   AgentProcess agent(
       nlohmann::json{{"kubernetes", {{"token_file", dir + "/token"}, {"ca_file", pki.ca_cert()}}}}.dump(), {},
       join(caps_));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  auto synced = [&] {
-    return agent.scrape().value("podsight_kubernetes_sync_state", {{"state", "synced"}}) == 1;
-  };
+  auto synced = [&] { return kubernetes_synced(agent); };
   ASSERT_TRUE(eventually(synced)) << agent.get("/readyz").body;
   ASSERT_TRUE(eventually([&] { return api.open_watches() == 1; }));
   api.drop_watches();
