@@ -8,6 +8,7 @@
 // To cover another workload family, run its traffic in the pod's container cgroup (a TestCgroup:
 // Placement{&cg, &netns} works) next to the execs and add an expect_pod_series() line for its metric.
 #include "integration/support/harness.hpp"
+#include "integration/support/pod_cgroups.hpp"
 #include "support/kube_api.hpp"
 
 #include "bpf/maps.hpp"
@@ -24,80 +25,6 @@
 
 namespace podsight::testing {
 namespace {
-
-std::string hex_id(const std::string& seed) {
-  std::string out;
-  std::size_t h = std::hash<std::string>{}(seed);
-  while (out.size() < 64) {
-    h = h * 6364136223846793005ULL + 1442695040888963407ULL;
-    out += "0123456789abcdef"[(h >> 60) & 15];
-  }
-  return out;
-}
-
-std::string uuid(const std::string& seed) {
-  std::string h = hex_id(seed).substr(0, 32);
-  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-4" + h.substr(13, 3) + "-8" + h.substr(17, 3) + "-" +
-         h.substr(20, 12);
-}
-
-// A kubelet-shaped cgroup tree under a unique --cgroup-root: the parents are made here, each
-// container cgroup is a TestCgroup (so Placement{cgroup, netns} can put traffic in it too). Removed
-// leaves first on destruction.
-class PodCgroups {
- public:
-  PodCgroups() : root_(cgroup2_root()), prefix_("psk" + random_suffix(6)) {}
-  ~PodCgroups() {
-    containers_.clear();
-    for (auto it = made_.rbegin(); it != made_.rend(); ++it) ::rmdir((root_ + *it).c_str());
-  }
-
-  // The container cgroup of `pod`, named the way the cgroup driver names it.
-  TestCgroup& container(const TestPod& pod, const std::string& container_id, const std::string& driver,
-                        const std::string& qos) {
-    std::vector<std::string> parts;
-    if (driver == "systemd") {
-      std::string uid = pod.uid;
-      std::replace(uid.begin(), uid.end(), '-', '_');
-      const std::string kp = prefix_ + "-kubepods";
-      parts = {prefix_ + ".slice", kp + ".slice"};
-      std::string pod_slice = kp;
-      if (qos != "guaranteed") {
-        parts.push_back(kp + "-" + qos + ".slice");
-        pod_slice += "-" + qos;
-      }
-      parts.push_back(pod_slice + "-pod" + uid + ".slice");
-      parts.push_back((pod.runtime == "cri-o" ? "crio-" : "cri-containerd-") + container_id + ".scope");
-    } else {
-      parts = {prefix_, "kubepods"};
-      if (qos != "guaranteed") parts.push_back(qos);
-      parts.push_back("pod" + pod.uid);
-      parts.push_back((pod.runtime == "cri-o" ? "crio-" : "") + container_id);
-    }
-    std::string rel;
-    for (std::size_t i = 0; i + 1 < parts.size(); ++i) {
-      rel += "/" + parts[i];
-      if (::mkdir((root_ + rel).c_str(), 0755) == 0) {
-        made_.push_back(rel);
-      } else if (errno != EEXIST) {
-        throw std::runtime_error("mkdir " + root_ + rel + ": " + std::strerror(errno));
-      }
-    }
-    containers_.push_back(TestCgroup::at(rel + "/" + parts.back()));
-    return *containers_.back();
-  }
-
-  // The container ends: its cgroup goes (after its processes), as kubelet removes it.
-  void remove(const TestCgroup& cg) {
-    std::erase_if(containers_, [&](const auto& c) { return c.get() == &cg; });
-  }
-
- private:
-  std::string root_;
-  std::string prefix_;
-  std::vector<std::string> made_;
-  std::vector<std::unique_ptr<TestCgroup>> containers_;
-};
 
 // Whether the map `name` the agent holds has an entry for `cgroup_id` (the u64 at the key's start).
 bool agent_map_has_cgroup(pid_t agent, const std::string& name, std::uint64_t cgroup_id) {
@@ -157,26 +84,6 @@ void expect_pod_series(const Scrape& s, const std::string& metric,
   EXPECT_EQ(series->value, value) << metric << " of " << pod.name;
 }
 
-std::string base64(const std::string& in) {
-  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  std::size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                       (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
-    for (int s = 18; s >= 0; s -= 6) out += k[(v >> s) & 63];
-  }
-  if (i < in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
-    out += k[(v >> 18) & 63];
-    out += k[(v >> 12) & 63];
-    out += i + 1 < in.size() ? k[(v >> 6) & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
-
 class Kubernetes : public ::testing::Test {
  protected:
   static constexpr int kGraceSeconds = 3;
@@ -216,20 +123,9 @@ class Kubernetes : public ::testing::Test {
 
   std::string kubeconfig_config(int port) {
     const std::string path = dir_ + "/kubeconfig";
-    write_file(
-        path,
-        "apiVersion: v1\nkind: Config\ncurrent-context: e2e\nclusters:\n- name: test\n  cluster:\n"
-        "    server: https://127.0.0.1:" +
-            std::to_string(port) +
-            "\n    certificate-authority-data: " + base64(TestPki::read(pki_->ca_cert())) +
-            "\ncontexts:\n- name: e2e\n  context: {cluster: test, user: agent}\nusers:\n- name: agent\n"
-            "  user:\n    token: e2e-token\n");
+    write_kubeconfig(path, port, *pki_, "e2e-token");
     return R"({"kubernetes": {"source": "kubeconfig", "kubeconfig": ")" + path +
            R"(", "node_name": "node-e2e"}})";
-  }
-
-  static bool synced(AgentProcess& agent) {
-    return agent.scrape().value("podsight_kubernetes_sync_state", {{"state", "synced"}}) == 1;
   }
 
   std::string binary(const std::string& comm) { return make_named_true(bins_, comm); }
@@ -261,7 +157,7 @@ TEST_F(Kubernetes, ExecMetricsCarryPodLabelsAndGoAwayAfterTheGracePeriod) {
 
   AgentProcess agent(in_cluster_config());
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  ASSERT_TRUE(eventually([&] { return synced(agent); })) << agent.get("/readyz").body;
+  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); })) << agent.get("/readyz").body;
 
   const std::string comm_a = "pka" + random_suffix(8), comm_b = "pkb" + random_suffix(8),
                     comm_c = "pkc" + random_suffix(8);
@@ -376,7 +272,7 @@ TEST_F(Kubernetes, KubeconfigAndAnUnreachableApiServer) {
   EXPECT_EQ(nlohmann::json::parse(agent.get("/readyz").body)["status"], "degraded");
   for (int i = 0; i < 4; ++i) ASSERT_EQ(cg.run({binary(comm)}), 0);
   api_->fail_next(0, 0);
-  ASSERT_TRUE(eventually([&] { return synced(agent); }));
+  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); }));
   expect_pod_series(agent.scrape(), "podsight_process_execs_total", {{"comm", comm}}, p, "cart", 4);
   EXPECT_EQ(nlohmann::json::parse(agent.get("/readyz").body)["status"], "ready");
   EXPECT_EQ(api_->requests().back().authorization, "Bearer e2e-token");
@@ -398,7 +294,7 @@ TEST_F(Kubernetes, SeriesLimitFoldsExactlyTheExcess) {
   AgentProcess agent(in_cluster_config(R"(, "cardinality": {"drop_labels": ["comm", "cgroup"],
       "family_max_series": {"podsight_process_execs_total": 2, "podsight_pod_info": 2}})"));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  ASSERT_TRUE(eventually([&] { return synced(agent); }));
+  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); }));
   // The host's series first (an exec outside any pod), so it is admitted before ours appear.
   TestCgroup host;
   ASSERT_EQ(host.run({"/bin/true"}), 0);

@@ -293,29 +293,49 @@ step_helmtest() {
 	note "helmtest: the chart's helm test script (busybox sh, as in its pod) against real agents"
 	command -v busybox >/dev/null || { check "busybox is installed (scripts/deps.sh)" false; return; }
 	render_matrix || { check "render the matrix" false; return; }
-	local port
-	port=$(free_port)
-	host_config_of "$work/matrix/defaults.yaml" "$work/helmtest.json" "127.0.0.1:$port"
-	setpriv_for "$(capabilities_of "$work/matrix/defaults.yaml")"
-	"${SETPRIV[@]}" "$agent" --config "$work/helmtest.json" >"$work/helmtest-agent.log" 2>&1 &
-	local pid=$!
-	cleanups+=("kill $pid; wait $pid")
+	local port pid caps
+	caps=$(capabilities_of "$work/matrix/defaults.yaml")
+	helmtest_agent "$caps"
 	check "agent with the chart's config and capabilities serves" wait_ready "$port"
-	check "helm test passes against a ready agent" helm_test "$port" 0 "1 agents, 0 failed"
+	check "helm test passes against a ready agent" helm_test "$port" 0 "1 agents, 0 failed, 0 degraded"
 	kill "$pid"
 	wait "$pid"
 	check "helm test fails when no agent answers" helm_test "$port" 1 "1 agents, 1 failed"
+	# An agent whose Kubernetes API is unreachable is ready, but degraded: the test passes and says so.
+	helmtest_agent "$caps" unreachable_api
+	wait_ready "$port"
+	check "helm test passes against a degraded agent and names it" helm_test "$port" 0 "1 agents, 0 failed, 1 degraded"
+	kill "$pid"
+	wait "$pid"
 	# An agent that cannot attach anything (no capabilities) is not ready: the test must say so.
-	port=$(free_port)
-	host_config_of "$work/matrix/defaults.yaml" "$work/helmtest.json" "127.0.0.1:$port"
-	setpriv_for ""
-	"${SETPRIV[@]}" "$agent" --config "$work/helmtest.json" >"$work/helmtest-agent.log" 2>&1 &
-	pid=$!
-	cleanups+=("kill $pid; wait $pid")
+	helmtest_agent ""
 	wait_ready "$port"
 	check "helm test fails against an agent that is not ready" helm_test "$port" 1 "/readyz not 200"
 	kill "$pid"
 	wait "$pid"
+}
+# helmtest_agent CAPS [EDIT]: the agent with the chart's default config on a free port (sets the
+# caller's $port and $pid), limited to CAPS; EDIT, a function, may change the config file first.
+helmtest_agent() {
+	port=$(free_port)
+	host_config_of "$work/matrix/defaults.yaml" "$work/helmtest.json" "127.0.0.1:$port"
+	[[ -z ${2:-} ]] || "$2" "$work/helmtest.json"
+	setpriv_for "$1"
+	"${SETPRIV[@]}" "$agent" --config "$work/helmtest.json" >"$work/helmtest-agent.log" 2>&1 &
+	pid=$!
+	cleanups+=("kill $pid; wait $pid")
+}
+# unreachable_api CONFIG: points the agent's Kubernetes metadata at an API server that is not there.
+unreachable_api() {
+	local kubeconfig=$work/unreachable.kubeconfig
+	printf '%s\n' "apiVersion: v1" "kind: Config" "current-context: gone" \
+		"clusters: [{name: gone, cluster: {server: 'https://127.0.0.1:$(free_port)'}}]" \
+		"contexts: [{name: gone, context: {cluster: gone, user: agent}}]" \
+		"users: [{name: agent, user: {token: unused}}]" >"$kubeconfig"
+	node -e '
+		const c = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+		c.kubernetes = { ...c.kubernetes, source: "kubeconfig", kubeconfig: process.argv[2], node_name: "helmtest" };
+		require("fs").writeFileSync(process.argv[1], JSON.stringify(c, null, 2));' "$1" "$kubeconfig"
 }
 helm_test() { # helm_test PORT WANT_RC WANT_TEXT
 	local out rc=0

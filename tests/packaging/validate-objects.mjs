@@ -169,6 +169,7 @@ for (const ds of daemonsets) {
     }
     const port = c.ports?.find((p) => p.name === "metrics");
     if (!port) problem(ds, "no container port named metrics");
+    if (c.startupProbe?.httpGet?.path !== "/healthz") problem(ds, "startup probe must be GET /healthz");
     if (c.livenessProbe?.httpGet?.path !== "/healthz") problem(ds, "liveness probe must be GET /healthz");
     if (c.readinessProbe?.httpGet?.path !== "/readyz") problem(ds, "readiness probe must be GET /readyz");
     if (!c.resources?.requests?.cpu || !c.resources?.requests?.memory) problem(ds, "resource requests missing");
@@ -204,6 +205,12 @@ for (const cm of of("ConfigMap").filter((c) => c.data?.["config.json"] !== undef
   if (ds && cfg.cgroup_root !== cg) problem(cm, `cgroup_root ${cfg.cgroup_root} is not the cgroup2 mount ${cg}`);
   const caps = c?.securityContext?.capabilities?.add ?? [];
   if (cfg.bpf_stats !== caps.includes("SYS_ADMIN")) problem(cm, "bpf_stats and CAP_SYS_ADMIN must go together");
+}
+
+// Not-ready agents still serve metrics (and the failure that made them not ready): keep them in DNS
+// and the endpoints that monitoring and `helm test` use.
+for (const svc of of("Service")) {
+  if (svc.spec.publishNotReadyAddresses !== true) problem(svc, "publishNotReadyAddresses must be true");
 }
 
 for (const cr of of("ClusterRole")) {

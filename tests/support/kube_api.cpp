@@ -19,18 +19,62 @@ void openssl(const std::string& dir, const std::string& args) {
   }
 }
 
-std::string fake_hex(const std::string& seed, std::size_t n) {
+FakeKubeApi::Request recorded(const httplib::Request& req) {
+  FakeKubeApi::Request seen;
+  seen.method = req.method;
+  seen.path = req.path;
+  for (const auto& [k, v] : req.params) seen.params[k] = v;
+  seen.authorization = req.get_header_value("Authorization");
+  return seen;
+}
+
+std::string base64(const std::string& in) {
+  static const char* k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   std::string out;
-  std::size_t h = std::hash<std::string>{}(seed);
-  while (out.size() < n) {
-    h = h * 6364136223846793005ULL + 1442695040888963407ULL;
-    static const char* kHex = "0123456789abcdef";
-    out += kHex[(h >> 60) & 15];
+  std::size_t i = 0;
+  for (; i + 2 < in.size(); i += 3) {
+    const unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
+                       (static_cast<unsigned char>(in[i + 1]) << 8) | static_cast<unsigned char>(in[i + 2]);
+    for (int s = 18; s >= 0; s -= 6) out += k[(v >> s) & 63];
+  }
+  if (i < in.size()) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    out += k[(v >> 18) & 63];
+    out += k[(v >> 12) & 63];
+    out += i + 1 < in.size() ? k[(v >> 6) & 63] : '=';
+    out += '=';
   }
   return out;
 }
 
 }  // namespace
+
+std::string hex_id(const std::string& seed, std::size_t n) {
+  std::string out;
+  std::size_t h = std::hash<std::string>{}(seed);
+  while (out.size() < n) {
+    h = h * 6364136223846793005ULL + 1442695040888963407ULL;
+    out += "0123456789abcdef"[(h >> 60) & 15];
+  }
+  return out;
+}
+
+std::string uuid(const std::string& seed) {
+  std::string h = hex_id(seed, 32);
+  return h.substr(0, 8) + "-" + h.substr(8, 4) + "-4" + h.substr(13, 3) + "-8" + h.substr(17, 3) + "-" +
+         h.substr(20, 12);
+}
+
+void write_kubeconfig(const std::string& path, int port, const TestPki& pki, const std::string& token) {
+  std::ofstream out(path, std::ios::trunc);
+  out << "apiVersion: v1\nkind: Config\ncurrent-context: e2e\nclusters:\n- name: test\n  cluster:\n"
+      << "    server: https://127.0.0.1:" << port << "\n"
+      << "    certificate-authority-data: " << base64(TestPki::read(pki.ca_cert())) << "\n"
+      << "contexts:\n- name: e2e\n  context: {cluster: test, user: agent}\n"
+      << "users:\n- name: agent\n  user:\n    token: " << token << "\n";
+  if (!out.flush()) throw std::runtime_error("cannot write " + path);
+}
 
 std::string TestPki::read(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -76,7 +120,7 @@ nlohmann::json pod_json(const TestPod& p) {
                           {"terminationMessagePath", "/dev/termination-log"}});
     json st = {{"name", name},
                {"image", "registry.example/" + name + ":1.0"},
-               {"imageID", "registry.example/" + name + "@sha256:" + fake_hex(name, 64)},
+               {"imageID", "registry.example/" + name + "@sha256:" + hex_id(name)},
                {"ready", !id.empty()},
                {"restartCount", 0},
                {"started", !id.empty()}};
@@ -110,7 +154,7 @@ nlohmann::json pod_json(const TestPod& p) {
         {"ownerReferences", json::array({{{"apiVersion", "apps/v1"},
                                           {"kind", "ReplicaSet"},
                                           {"name", p.name.substr(0, p.name.rfind('-'))},
-                                          {"uid", fake_hex(p.uid, 8)},
+                                          {"uid", hex_id(p.uid, 8)},
                                           {"controller", true},
                                           {"blockOwnerDeletion", true}}})},
         {"managedFields",
@@ -145,6 +189,22 @@ FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options) : options_(std::mo
   if (!server_->is_valid()) throw std::runtime_error("SSLServer: certificates not usable");
   server_->Get("/api/v1/pods",
                [this](const httplib::Request& req, httplib::Response& res) { handle(&req, &res); });
+  // Everything else is recorded too (tests compare what the agent asks for with the chart's RBAC),
+  // and answered as an API server answers a resource it does not serve.
+  const auto other = [this](const httplib::Request& req, httplib::Response& res) {
+    std::lock_guard lock(mu_);
+    Request seen = recorded(req);
+    seen.status = 404;
+    requests_.push_back(seen);
+    res.status = 404;
+    res.set_content(status_body(404, "NotFound", "the server could not find the requested resource"),
+                    "application/json");
+  };
+  server_->Get(".*", other);
+  server_->Post(".*", other);
+  server_->Put(".*", other);
+  server_->Patch(".*", other);
+  server_->Delete(".*", other);
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("SSLServer: cannot bind");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
@@ -291,14 +351,12 @@ void FakeKubeApi::handle(const void* request, void* response) {
   const auto& req = *static_cast<const httplib::Request*>(request);
   auto& res = *static_cast<httplib::Response*>(response);
   std::unique_lock lock(mu_);
-  Request seen;
-  for (const auto& [k, v] : req.params) seen.params[k] = v;
+  Request seen = recorded(req);
   // Looking a parameter up must not add it: the recorded requests show exactly what was sent.
   auto param = [&](const std::string& name) {
     auto it = seen.params.find(name);
     return it == seen.params.end() ? std::string() : it->second;
   };
-  seen.authorization = req.get_header_value("Authorization");
   seen.watch = param("watch") == "1" || param("watch") == "true";
   auto answer = [&](int status, const std::string& reason, const std::string& message) {
     seen.status = status;

@@ -47,6 +47,15 @@ class TestPki {
   std::string dir_;
 };
 
+// Lower-case hex digits (64: a container ID) and a version-4-shaped UUID (a pod UID), the same for
+// the same seed.
+std::string hex_id(const std::string& seed, std::size_t n = 64);
+std::string uuid(const std::string& seed);
+
+// Writes a kubeconfig (YAML, current context "e2e") for https://127.0.0.1:`port` with the PKI's CA
+// inline (certificate-authority-data) and a bearer token.
+void write_kubeconfig(const std::string& path, int port, const TestPki& pki, const std::string& token);
+
 // A pod as the test wants it; pod_json() makes the full object an API server would send (with
 // managedFields, spec, status and the fields podsight does not read).
 struct TestPod {
@@ -103,6 +112,8 @@ class FakeKubeApi {
   void expire_continue_tokens(bool expire);
 
   struct Request {
+    std::string method;  // GET, POST, ...
+    std::string path;    // without the query, e.g. /api/v1/pods
     bool watch = false;
     std::map<std::string, std::string> params;
     std::string authorization;

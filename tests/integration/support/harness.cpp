@@ -600,4 +600,19 @@ bool eventually_released(const BpfObjects& ids, std::chrono::milliseconds timeou
 }
 std::vector<std::string> loaded_bpf_map_names() { return bpftool_names("map"); }
 
+ScopedEnv::ScopedEnv(const std::vector<std::pair<std::string, std::string>>& vars) {
+  for (const auto& [name, value] : vars) {
+    ::setenv(name.c_str(), value.c_str(), 1);
+    names_.push_back(name);
+  }
+}
+
+ScopedEnv::~ScopedEnv() {
+  for (const auto& name : names_) ::unsetenv(name.c_str());
+}
+
+bool kubernetes_synced(AgentProcess& agent) {
+  return agent.scrape().value("podsight_kubernetes_sync_state", {{"state", "synced"}}) == 1;
+}
+
 }  // namespace podsight::testing

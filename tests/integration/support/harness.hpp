@@ -190,4 +190,20 @@ bool eventually_released(const BpfObjects& ids, std::chrono::milliseconds timeou
 // Random lowercase suffix for unique names.
 std::string random_suffix(std::size_t n = 8);
 
+// Environment variables for the agents a test starts (they inherit the test's environment), e.g. the
+// KUBERNETES_SERVICE_HOST/PORT and NODE_NAME kubelet gives a pod; unset again on destruction.
+class ScopedEnv {
+ public:
+  explicit ScopedEnv(const std::vector<std::pair<std::string, std::string>>& vars);
+  ~ScopedEnv();
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  std::vector<std::string> names_;
+};
+
+// Whether the agent's Kubernetes metadata is in sync (podsight_kubernetes_sync_state{state="synced"}).
+bool kubernetes_synced(AgentProcess& agent);
+
 }  // namespace podsight::testing
