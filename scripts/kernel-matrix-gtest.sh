@@ -2,7 +2,7 @@
 # Runs integration tests under other Debian kernels in qemu (TCG), to prove program variants this
 # machine's kernel lacks (kprobes, fentry) and older struct layouts (CO-RE flavours).
 #
-#   scripts/kernel-matrix.sh [GTEST_FILTER] [SUITE...]    e.g. scripts/kernel-matrix.sh '*Tcp*' bookworm bullseye
+#   scripts/kernel-matrix-gtest.sh [GTEST_FILTER] [SUITE...]    e.g. scripts/kernel-matrix-gtest.sh '*Tcp*' bookworm bullseye
 #
 # SUITE picks Debian's linux-image-cloud-amd64 of that release (bookworm: 6.1, bullseye: 5.10). The
 # initramfs holds busybox, the agent and test binaries at their build paths, the outside programs the
