@@ -165,7 +165,21 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
   int status = 0;
   ::waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (auto report = sanitizer_report(r.out); !report.empty()) {
+    ADD_FAILURE() << argv.front() << ": " << report << "\n" << r.out;
+  }
   return r;
+}
+
+std::string sanitizer_report(const std::string& output) {
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: "}) {
+    const auto at = output.find(marker);
+    if (at == std::string::npos) continue;
+    const auto begin = output.rfind('\n', at);
+    const auto start = begin == std::string::npos ? 0 : begin + 1;
+    return output.substr(start, output.find('\n', at) - start);
+  }
+  return {};
 }
 
 // --- exposition parsing -------------------------------------------------------------------------
@@ -324,6 +338,8 @@ AgentProcess::~AgentProcess() {
   if (pid_ > 0 && !exited_) {
     if (stop(SIGTERM, std::chrono::seconds(5)) < 0) stop(SIGKILL, std::chrono::seconds(5));
   }
+  // Leaks are only reported when the agent exits, so this is the one place that sees them.
+  if (auto report = sanitizer_report(logs()); !report.empty()) ADD_FAILURE() << "agent: " << report;
   if (::testing::Test::HasFailure()) std::fprintf(stderr, "---- agent log ----\n%s\n----\n", logs().c_str());
   std::filesystem::remove_all(dir_);
 }
