@@ -69,7 +69,8 @@ Result<Config> parse(std::string_view json_text) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(json_text, nullptr, true, /*ignore_comments=*/false);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for numbers beyond a double ("1e400"): both are malformed input.
     return Error{std::string("invalid configuration: malformed JSON: ") + e.what(), {}, 0};
   }
   return read_document(doc, nullptr);

@@ -102,6 +102,10 @@ TEST(Config, MalformedJson) {
   EXPECT_NE(error_of("").find("malformed JSON"), std::string::npos);
   EXPECT_NE(error_of("{} trailing").find("malformed JSON"), std::string::npos);
   EXPECT_NE(error_of(R"({"a": 1, "a": 2})").find("a: unknown key"), std::string::npos);
+  // nlohmann reports a number too large for a double as out_of_range, not as a parse_error (the
+  // config fuzz target found that this used to end the agent with std::terminate).
+  EXPECT_NE(error_of("1e399").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"exec": {"max_entries": -1e400}}})").find("malformed JSON"), std::string::npos);
 }
 
 TEST(Config, UnreadableFileIsNamed) {
