@@ -19,15 +19,17 @@ tests() ( # tests BUILD_DIR: unit tests in parallel, then integration tests one 
 	ctest --output-on-failure --timeout 900 -L integration
 )
 # The same suite again, built by clang with AddressSanitizer, UndefinedBehaviorSanitizer and leak
-# checks (the agent binary too, so integration tests check it).
+# checks (the agent binary too, so integration tests check it). The libFuzzer targets share that build.
 sanitize_build() {
-	CC=clang CXX=clang++ BUILD_DIR=build-sanitize scripts/build.sh -DPODSIGHT_SANITIZE=ON -DPODSIGHT_WERROR=OFF
+	CC=clang CXX=clang++ BUILD_DIR=build-sanitize scripts/build.sh \
+		-DPODSIGHT_SANITIZE=ON -DPODSIGHT_FUZZ=ON -DPODSIGHT_WERROR=OFF
 }
 sanitize_tests() ( # a subshell: the options stay in here
 	# ASan stops at the first error by default; -fno-sanitize-recover makes UBSan stop too.
 	export ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_init_order=1
 	export UBSAN_OPTIONS=print_stacktrace=1
 	tests build-sanitize
+	cd build-sanitize && ctest --output-on-failure --timeout 900 -L fuzz -j2 # seed corpora, replayed
 )
 
 stage "dependencies" scripts/deps.sh
@@ -36,4 +38,5 @@ scripts/kernel-mounts.sh || true
 stage "tests" tests build
 stage "sanitizer build" sanitize_build
 stage "sanitizer tests" sanitize_tests
+stage "fuzzing" scripts/fuzz.sh build-sanitize # FUZZ_SECONDS per target, default 60
 printf 'time: %s\n' "${stage_times[@]}" >&2
