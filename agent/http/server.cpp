@@ -226,6 +226,7 @@ class Connection final : public httplib::Stream {
     bool close_after = false;  // close the connection once this answer is out
     bool linger = false;       // the client may still be sending: drain before close
     bool body_too_large = false;
+    bool bad_content_length = false;  // not a decimal number: the message framing cannot be trusted
     int status = 0;
     std::string_view method = kOther;
     std::string_view path = kOther;
@@ -817,7 +818,8 @@ void Engine::setup_request(Connection& conn, httplib::Request& req) {
       const auto parsed = std::from_chars(content_length.data(), end, declared);
       const std::size_t room =
           options_.max_request_bytes - std::min(conn.consumed(), options_.max_request_bytes);
-      st.body_too_large = parsed.ec != std::errc() || parsed.ptr != end || declared > room;
+      st.bad_content_length = parsed.ec == std::errc::invalid_argument || parsed.ptr != end;
+      st.body_too_large = !st.bad_content_length && (parsed.ec != std::errc() || declared > room);
     }
   }
   // Compression is ours (httplib would pick brotli, or skip openmetrics); Range would let one small
@@ -837,6 +839,10 @@ httplib::Server::HandlerResponse Engine::route_request(const httplib::Request& r
     return HandlerResponse::Handled;
   }
   auto& st = conn->state();
+  if (st.bad_content_length) {
+    set_text(res, 400, "invalid Content-Length\n");
+    return HandlerResponse::Handled;
+  }
   if (st.body_too_large) {
     set_text(res, 413, "request body too large\n");
     return HandlerResponse::Handled;
