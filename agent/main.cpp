@@ -58,6 +58,11 @@ int main(int argc, char** argv) {
     std::cerr << "podsight: " << cfg.error().message() << "\n";
     return kExitUsage;
   }
+  // A missing certificate or token file is a configuration mistake: say so before loading anything.
+  if (auto st = http::check_security_files(cfg->http); !st) {
+    std::cerr << "podsight: invalid configuration: " << st.error().message() << "\n";
+    return kExitUsage;
+  }
   log::setup(cfg->log_format, level_of(cfg->log_level));
   log::bridge_libbpf();
 

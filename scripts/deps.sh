@@ -9,6 +9,8 @@ packages=(
   libgtest-dev libgmock-dev googletest
   # tests against real outside programs
   prometheus iproute2 iputils-ping netcat-openbsd procps libcap2-bin util-linux python3
+  # reliability: TLS test certificates and s_client, libFuzzer, the qemu kernel matrix
+  openssl libclang-rt-14-dev qemu-system-x86 busybox-static cpio
 )
 
 missing=()

@@ -15,6 +15,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 
 #include <atomic>
@@ -64,6 +65,8 @@ class Agent {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* http_requests_ = nullptr;
   prometheus::Family<prometheus::Counter>* scrape_errors_ = nullptr;
+  prometheus::Family<prometheus::Counter>* secret_reloads_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* tls_expiry_ = nullptr;
   std::unique_ptr<collectors::Self> self_;
   std::unique_ptr<http::Server> http_;
   std::mutex scrape_mu_;
