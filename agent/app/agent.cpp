@@ -236,6 +236,11 @@ int Agent::check(std::ostream& out) {
   rows.push_back({"memlock", true,
                   features_.memcg_accounting() ? "BPF memory charged to the cgroup (kernel >= 5.11)"
                                                : "RLIMIT_MEMLOCK applies (kernel < 5.11)"});
+  // What variants the kernel allows, for the record (the kernel matrix reads these rows): families
+  // fall back to tracepoints without them, so neither fails the check.
+  rows.push_back({"kprobes", true, features_.has_kprobes() ? "available" : "not available: kprobe variants unused"});
+  rows.push_back({"fentry", true,
+                  features_.can_load_fentry("vfs_read") ? "available" : "not available: fentry variants unused"});
   start_programs();
   for (const auto& f : families_) {
     auto st = f->status();

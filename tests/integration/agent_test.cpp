@@ -154,7 +154,8 @@ TEST_F(Agent, SigkillLeavesNothingAttachedAndRestartAttachesAgain) {
 TEST_F(Agent, CheckPrintsTableAndPasses) {
   auto r = run_command({PODSIGHT_AGENT_BINARY, "--check", "--log-level", "error"});
   EXPECT_EQ(r.exit_code, 0) << r.out;
-  for (const char* row : {"kernel", "btf", "bpffs", "tracefs", "cgroup2", "memlock", "program exec"}) {
+  for (const char* row :
+       {"kernel", "btf", "bpffs", "tracefs", "cgroup2", "memlock", "kprobes", "fentry", "program exec"}) {
     EXPECT_NE(r.out.find(row), std::string::npos) << row << " missing in\n" << r.out;
   }
   EXPECT_NE(r.out.find("attached, variant tp_btf"), std::string::npos) << r.out;
