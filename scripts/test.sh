@@ -39,4 +39,5 @@ stage "tests" tests build
 stage "sanitizer build" sanitize_build
 stage "sanitizer tests" sanitize_tests
 stage "fuzzing" scripts/fuzz.sh build-sanitize # FUZZ_SECONDS per target, default 60
+stage "kernel matrix" scripts/kernel-matrix.sh build/agent/podsight # Debian 5.10, 6.1, 6.12 under qemu
 printf 'time: %s\n' "${stage_times[@]}" >&2
