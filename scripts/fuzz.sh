@@ -5,7 +5,8 @@
 #
 #   scripts/fuzz.sh [BUILD_DIR] [TARGET...]     default: build-sanitize, every target it built
 #
-# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_MAX_LEN (default 4096).
+# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_MAX_LEN (default 4096), FUZZ_JOBS (targets
+# run at once, default the number of CPUs).
 # New inputs a run finds go to BUILD_DIR/fuzz-work/<target>/ (not committed). To grow a seed corpus:
 #   build-sanitize/tests/fuzz/fuzz_<t> -merge=1 tests/fuzz/corpus/<t> build-sanitize/fuzz-work/<t>
 set -euo pipefail
@@ -19,23 +20,36 @@ list=$build/tests/fuzz/targets.txt
 targets=("$@")
 ((${#targets[@]})) || mapfile -t targets <"$list"
 
-failed=()
-for t in "${targets[@]}"; do
-	bin=$build/tests/fuzz/fuzz_$t
-	seeds=tests/fuzz/corpus/$t
-	work=$build/fuzz-work/$t
-	artifacts=$build/fuzz-artifacts/$t
-	[[ -x "$bin" ]] || { echo "fuzz: $bin not built" >&2; exit 1; }
+# fuzz_one TARGET: runs it; its output goes to $build/fuzz-TARGET.log.
+fuzz_one() {
+	local t=$1 bin=$build/tests/fuzz/fuzz_$1 seeds=tests/fuzz/corpus/$1 work=$build/fuzz-work/$1
+	local artifacts=$build/fuzz-artifacts/$1
 	mkdir -p "$work" "$artifacts"
-	args=(-max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048
+	local args=(-max_total_time="$seconds" -max_len="$max_len" -timeout=10 -rss_limit_mb=2048
 		-print_final_stats=1 -artifact_prefix="$artifacts/")
 	[[ -f tests/fuzz/$t.dict ]] && args+=(-dict="tests/fuzz/$t.dict")
-	echo "fuzz: $t for ${seconds}s" >&2
 	# The first corpus directory receives new inputs; the seed directory is only read.
-	if ! "$bin" "${args[@]}" "$work" "$seeds" >"$build/fuzz-$t.log" 2>&1; then
+	"$bin" "${args[@]}" "$work" "$seeds" >"$build/fuzz-$t.log" 2>&1
+}
+
+for t in "${targets[@]}"; do
+	[[ -x "$build/tests/fuzz/fuzz_$t" ]] || { echo "fuzz: $build/tests/fuzz/fuzz_$t not built" >&2; exit 1; }
+done
+# As many targets at once as there are CPUs (FUZZ_JOBS): each is one process.
+jobs=${FUZZ_JOBS:-$(nproc)}
+declare -A pid_of=()
+for t in "${targets[@]}"; do
+	while (($(jobs -rp | wc -l) >= jobs)); do wait -n || true; done
+	echo "fuzz: $t for ${seconds}s" >&2
+	fuzz_one "$t" &
+	pid_of[$t]=$!
+done
+failed=()
+for t in "${targets[@]}"; do
+	if ! wait "${pid_of[$t]}"; then
 		failed+=("$t")
 		tail -60 "$build/fuzz-$t.log" >&2
-		for a in "$artifacts"/*; do
+		for a in "$build/fuzz-artifacts/$t"/*; do
 			[[ -f "$a" ]] || continue
 			echo "fuzz: $t: reproducer $a ($(wc -c <"$a") bytes), base64:" >&2
 			head -c 4096 "$a" | base64 >&2

@@ -53,6 +53,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     if (!c.cgroup_root.empty() && c.cgroup_root.front() != '/')
       fail("accepted a relative cgroup_root", text, c.cgroup_root);
+    if (c.http.tls.cert_file.empty() != c.http.tls.key_file.empty())
+      fail("accepted half a TLS pair", text, "");
+    if (c.http.auth.basic_username.empty() != c.http.auth.basic_password_file.empty() ||
+        c.http.auth.basic_username.find(':') != std::string::npos) {
+      fail("accepted unusable basic credentials", text, c.http.auth.basic_username);
+    }
     return 0;
   }
   const std::string& what = parsed.error().what;
