@@ -2,6 +2,7 @@
 // reading out of bounds: OpenMetrics is only chosen when the header names it; an explicit text/plain
 // (q=1) always wins; and media types, parameter names and tokens are case-insensitive, so swapping
 // the case of every ASCII letter never changes the answer.
+#include "fuzz/ascii.hpp"
 #include "metrics/exposition.hpp"
 
 #include <cstdio>
@@ -26,14 +27,6 @@ char swap_case(char c) {
   return c;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -42,7 +35,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (chosen != Format::kText004 && chosen != Format::kOpenMetrics100) fail("no such format", header);
   if (podsight::metrics::content_type(chosen).empty()) fail("empty content type", header);
   if (chosen == Format::kOpenMetrics100 &&
-      lower(header).find("application/openmetrics-text") == std::string::npos) {
+      podsight::fuzz::ascii_lower(header).find("application/openmetrics-text") == std::string::npos) {
     fail("OpenMetrics chosen though the header does not name it", header);
   }
   if (negotiate(std::string(header) + ",text/plain") != Format::kText004)

@@ -1,6 +1,7 @@
 // Fuzzes the Authorization header check of authenticated routes. Beyond not crashing: a header is
 // accepted exactly when it is the bearer token, or basic credentials that decode to the user and
 // password (scheme names in any case, spaces after the scheme), never otherwise.
+#include "fuzz/ascii.hpp"
 #include "http/auth.hpp"
 
 #include <unistd.h>
@@ -48,14 +49,6 @@ Authenticator& authenticator() {
   return *auth;
 }
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -63,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto verdict = authenticator().check(header);
   bool expected = false;
   if (const auto space = header.find(' '); space != std::string_view::npos) {
-    const std::string scheme = lower(header.substr(0, space));
+    const std::string scheme = podsight::fuzz::ascii_lower(header.substr(0, space));
     std::string_view rest = header.substr(space + 1);
     while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
     expected = (scheme == "bearer" && rest == kToken) ||

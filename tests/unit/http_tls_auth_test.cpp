@@ -55,9 +55,6 @@ class TempDir {
 Options base_options() {
   Options o;
   o.listen = "127.0.0.1:0";
-  o.request_timeout_seconds = 5;
-  o.write_timeout_seconds = 5;
-  o.idle_timeout_seconds = 5;
   return o;
 }
 
