@@ -13,6 +13,7 @@
 #   MATRIX_OUT      results, console logs, initramfs      default build/kernel-matrix
 #   MATRIX_CACHE    downloaded kernel packages            default $MATRIX_OUT/cache
 #   MATRIX_TIMEOUT  seconds per VM                        default 600
+#   MATRIX_FAMILIES the family files                      default tests/kernel-matrix/families
 # Kernel packages come from a private apt configuration in a temporary directory
 # (scripts/lib/private-apt.sh): no system apt state is touched; apt checks them against the signed
 # archive index. Needs: qemu-system-x86, busybox-static, cpio, gcc, apt, dpkg-deb (scripts/deps.sh).
@@ -32,7 +33,7 @@ kernels=${MATRIX_KERNELS:-bullseye:5.10 bookworm:6.1 trixie:6.12}
 out=$(mkdir -p "${MATRIX_OUT:-build/kernel-matrix}" && realpath "${MATRIX_OUT:-build/kernel-matrix}")
 cache=${MATRIX_CACHE:-$out/cache}
 vm_timeout=${MATRIX_TIMEOUT:-600}
-families_dir=$root/tests/kernel-matrix/families
+families_dir=$(realpath "${MATRIX_FAMILIES:-$root/tests/kernel-matrix/families}")
 
 log() { echo "kernel-matrix: $*" >&2; }
 die() {
@@ -111,8 +112,10 @@ add_binary() {
 	done
 }
 add_binary "$agent" /usr/bin/podsight
-# The exec workload: a static program that does nothing, under a name no other process has.
-printf 'int main(void) { return 0; }\n' | gcc -static -Os -x c -o "$ir/bin/pxmatrix" -
+# Workload programs (tests/kernel-matrix/workloads/NAME.c), static, as /bin/NAME.
+for c in tests/kernel-matrix/workloads/*.c; do
+	gcc -static -Os -Wall -Wextra -Werror -o "$ir/bin/$(basename "$c" .c)" "$c" || die "cannot build $c"
+done
 install -m 0755 tests/kernel-matrix/init.sh "$ir/init"
 programs=""
 for f in "$families_dir"/*.sh; do

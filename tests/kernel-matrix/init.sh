@@ -45,9 +45,11 @@ http_get() {
 	printf 'GET %s HTTP/1.0\r\nHost: localhost\r\n\r\n' "$1" | nc 127.0.0.1 "$PORT"
 }
 
-# series_value METRIC MATCHER...: the sum of the series of METRIC whose labels hold every MATCHER
-# (label="value"), and how many there were, from /tmp/metrics.
+# series_value FILE METRIC MATCHER...: the sum of the series of METRIC whose labels hold every MATCHER
+# (label="value"), and how many there were, in the scrape saved in FILE.
 series_value() {
+	file=$1
+	shift
 	awk -v metric="$1" -v matchers="$(shift; echo "$*")" '
 		BEGIN { n = split(matchers, want, " ") }
 		/^#/ { next }
@@ -59,7 +61,7 @@ series_value() {
 			for (i = 1; i <= n; i++) if (index(labels, "{" want[i]) == 0 && index(labels, "," want[i]) == 0) next
 			sum += $NF; count++
 		}
-		END { printf "%d %d\n", sum, count }' /tmp/metrics
+		END { printf "%d %d\n", sum, count }' "$file"
 }
 
 echo "MATRIX-BEGIN kernel=$KERNEL"
@@ -93,6 +95,11 @@ done
 [ -n "$ready" ] || failed "agent=start"
 cat /tmp/readyz
 
+# Every family the agent has needs expectations here: a family without a file would go unchecked.
+for name in $(tr -d '\n' </tmp/readyz | grep -o '"name":"[^"]*"' | sed 's/"name":"\(.*\)"/\1/'); do
+	[ -f "/matrix/families/$name.sh" ] || failed "family=$name expectations=missing(tests/kernel-matrix/families/$name.sh)"
+done
+
 for f in /matrix/families/*.sh; do
 	(
 		. "$f"
@@ -107,6 +114,10 @@ for f in /matrix/families/*.sh; do
 			failed "family=$family variant=${variant:-none} want=$want state=${state:-absent}"
 			exit 1
 		fi
+		wget -q -O /tmp/metrics.before "http://127.0.0.1:$PORT/metrics" || {
+			failed "family=$family scrape=failed"
+			exit 1
+		}
 		workload || {
 			failed "family=$family workload=failed"
 			exit 1
@@ -120,9 +131,16 @@ for f in /matrix/families/*.sh; do
 			value=${line##*= }
 			selector=${line% = *}
 			set -- $selector
-			got=$(series_value "$@")
+			got=$(series_value /tmp/metrics "$@")
+			# "= +N": the series grew by exactly N during the workload (what else runs may count too)
+			case "$value" in
+			+*)
+				before=$(series_value /tmp/metrics.before "$@")
+				got="$((${got% *} - ${before% *})) ${got#* }"
+				;;
+			esac
 			sel=$(echo "$selector" | tr ' ' ',')
-			if [ "$got" = "$value 1" ]; then
+			if [ "$got" = "${value#+} 1" ]; then
 				result "family=$family series=$sel got=${got% *} want=$value result=PASS"
 			else
 				result "family=$family series=$sel got=${got% *} series_found=${got#* } want=$value result=FAIL"

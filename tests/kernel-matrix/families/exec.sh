@@ -2,9 +2,11 @@
 # read `files` and `config`). A family file defines:
 #   family            the name in /readyz and in podsight_program_attached
 #   best_variant REL  the variant the agent must pick on kernel release REL (uname -r)
-#   workload          what to run once the agent is attached (helpers: in_cgroup, run_times)
-#   expect            lines "METRIC LABEL="VALUE"... = COUNT": the scrape must hold exactly one such
-#                     series with exactly that value
+#   workload          what to run once the agent is attached (helpers: in_cgroup, run_times; the
+#                     programs of tests/kernel-matrix/workloads/*.c are in /bin)
+#   expect            lines "METRIC LABEL="VALUE"... = COUNT": the scrape must then hold exactly one
+#                     such series with exactly that value; "= +COUNT": it grew by exactly COUNT
+#                     during the workload (for counters other families' workloads move too)
 # and may define `setup` (run before the agent starts, e.g. to create interfaces), `files` (host
 # binaries to add to the initramfs, with their libraries) and `config` (JSON members of "programs").
 family=exec
@@ -15,7 +17,7 @@ best_variant() {
 	esac
 }
 
-# /bin/pxmatrix is a static do-nothing program the host script builds: its comm is "pxmatrix".
+# /bin/pxmatrix (tests/kernel-matrix/workloads/pxmatrix.c) does nothing; its comm is "pxmatrix".
 workload() {
 	in_cgroup matrix-exec run_times 37 /bin/pxmatrix
 }
