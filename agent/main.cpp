@@ -65,6 +65,11 @@ int main(int argc, char** argv) {
     std::cerr << "podsight: " << cfg.error().message() << "\n";
     return kExitUsage;
   }
+  // A missing certificate or token file is a configuration mistake: say so before loading anything.
+  if (auto st = http::check_security_files(cfg->http); !st) {
+    std::cerr << "podsight: invalid configuration: " << st.error().message() << "\n";
+    return kExitUsage;
+  }
   if (cl->validate_config) {
     // Before logging, BPF or HTTP: a config check must not need privileges or touch the kernel.
     std::cout << "podsight: configuration valid ("

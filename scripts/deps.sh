@@ -15,6 +15,8 @@ packages=(
   iptables  # tcp tests: drop rule inside a test namespace to force retransmissions
   # packaging checks (tests/packaging): image build with podman, helm test script, helm from npm
   podman runc debootstrap busybox-static unzip
+  # reliability: TLS test certificates and s_client, libFuzzer, the qemu kernel matrix
+  libclang-rt-14-dev qemu-system-x86 cpio
 )
 
 # Callers may name more packages (bench/run.sh passes bench/deps.txt).

@@ -29,9 +29,6 @@ ARM64_PKG=linux-image-6.1.0-56-cloud-arm64
 ARM64_VER=6.1.192-2
 ARM64_DEB_SHA256=481ab54a27246579aadeb372315c56de02f2fe0cba4e09b387946269fff2f415
 ARM64_META_PKG=linux-image-cloud-arm64
-DEBIAN_MIRROR=http://deb.debian.org/debian
-DEBIAN_SECURITY_MIRROR=http://deb.debian.org/debian-security
-DEBIAN_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # -------------------------------------------------------------------------------------------------
 
 usage() {
@@ -114,64 +111,10 @@ gen_x86() {
 	dump_btf "$btf" "$out" x86
 }
 
-# Private apt: its own config, sources, lists, cache, log and (empty) dpkg status, all under $TMP/apt.
-# APT_CONFIG replaces /etc/apt/apt.conf; Dir::Etc::* keep /etc/apt/{apt.conf.d,sources.list*,
-# preferences*} out. Only Debian's archive keyring is read from the system.
+# Private apt under $TMP/apt (scripts/lib/private-apt.sh): no system apt state is touched.
 setup_private_apt() {
-	local a=$TMP/apt
-	mkdir -p "$a/etc/apt.conf.d" "$a/etc/preferences.d" "$a/etc/sources.list.d" \
-		"$a/state/lists/partial" "$a/cache/archives/partial" "$a/log"
-	: >"$a/status"
-	[[ -r "$DEBIAN_KEYRING" ]] || die "$DEBIAN_KEYRING missing (apt-get install debian-archive-keyring)"
-	cat >"$a/etc/sources.list.d/debian.sources" <<EOF
-Types: deb
-URIs: $DEBIAN_MIRROR
-Suites: bookworm bookworm-updates
-Components: main
-Architectures: arm64
-Signed-By: $DEBIAN_KEYRING
-
-Types: deb
-URIs: $DEBIAN_SECURITY_MIRROR
-Suites: bookworm-security
-Components: main
-Architectures: arm64
-Signed-By: $DEBIAN_KEYRING
-EOF
-	cat >"$a/apt.conf" <<EOF
-Dir "/";
-Dir::Etc "$a/etc";
-Dir::Etc::main "/dev/null";
-Dir::Etc::parts "$a/etc/apt.conf.d";
-Dir::Etc::sourcelist "/dev/null";
-Dir::Etc::sourceparts "$a/etc/sources.list.d";
-Dir::Etc::preferences "/dev/null";
-Dir::Etc::preferencesparts "$a/etc/preferences.d";
-Dir::State "$a/state";
-Dir::State::status "$a/status";
-Dir::Cache "$a/cache";
-Dir::Log "$a/log";
-APT::Architecture "arm64";
-APT::Architectures { "arm64"; };
-APT::Sandbox::User "root";
-Acquire::Languages "none";
-Acquire::IndexTargets::deb::DEP-11::DefaultEnabled "false";
-Acquire::IndexTargets::deb::DEP-11-icons::DefaultEnabled "false";
-Acquire::IndexTargets::deb::DEP-11-icons-small::DefaultEnabled "false";
-Acquire::IndexTargets::deb::DEP-11-icons-hidpi::DefaultEnabled "false";
-EOF
-	export APT_CONFIG=$a/apt.conf
 	log "apt-get update (private, arm64, $TMP/apt)"
-	apt-get -q update >"$TMP/apt-update.log" 2>&1 || die "private apt-get update failed: $(tail -5 "$TMP/apt-update.log")"
-	# apt-get update exits 0 on some fetch failures; an index we cannot see must not pass silently.
-	if grep -E '^(W|E): ' "$TMP/apt-update.log" >&2; then
-		die "private apt-get update reported problems (above)"
-	fi
-}
-
-# apt_field <pkg>=<ver> <Field>
-apt_field() {
-	apt-cache show "$1" 2>/dev/null | awk -v f="$2:" '$1 == f { print $2; exit }'
+	private_apt_update "$TMP/apt" arm64 bookworm || die "private apt-get update failed (above)"
 }
 
 gen_arm64_latest() {
@@ -292,6 +235,9 @@ gen_arm64() {
 	dump_btf "$TMP/vmlinux.btf" "$out" arm64
 	log "source: $ARM64_PKG $ARM64_VER ($ARM64_SUITE_FROM), $(basename "$vmlinuz")"
 }
+
+# shellcheck source=lib/private-apt.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/private-apt.sh"
 
 [[ $# -ge 1 ]] || usage
 case "$1" in

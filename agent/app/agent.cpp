@@ -83,6 +83,15 @@ Agent::Agent(config::Config cfg) : cfg_(std::move(cfg)), registry_(std::make_sha
                         .Name("podsight_scrape_errors_total")
                         .Help("Scrapes in which a collector could not read all of its maps.")
                         .Register(*registry_);
+  secret_reloads_ =
+      &prometheus::BuildCounter()
+           .Name("podsight_http_secret_reloads_total")
+           .Help("TLS certificate and HTTP credential files re-read after they changed on disk.")
+           .Register(*registry_);
+  tls_expiry_ = &prometheus::BuildGauge()
+                     .Name("podsight_http_tls_certificate_expiry_timestamp_seconds")
+                     .Help("notAfter of the TLS certificate /metrics is served with, as a Unix time.")
+                     .Register(*registry_);
   self_ = std::make_unique<collectors::Self>(std::move(fams), features_, registry_, [this] {
     if (stats_fd_) return true;
     auto s = bpf::read_file("/proc/sys/kernel/bpf_stats_enabled");
@@ -182,20 +191,41 @@ Status Agent::start_http() {
     auto format = metrics::negotiate(req.get_header_value("Accept"));
     return http::Response{200, std::string(metrics::content_type(format)), scrape(format)};
   });
-  http_->route("/healthz", [](const httplib::Request&) { return http::Response{200, "text/plain; charset=utf-8", "ok\n"}; });
-  http_->route("/readyz", [this](const httplib::Request&) {
-    auto r = readiness();
-    return http::Response{r.http_status, "application/json", r.body};
-  });
+  // Probes stay public: a kubelet probe can only present a secret written into the pod spec. They tell
+  // whether the agent runs and which families work, never workload data.
+  http_->route(
+      "/healthz",
+      [](const httplib::Request&) {
+        return http::Response{200, "text/plain; charset=utf-8", "ok\n"};
+      },
+      http::Access::kPublic);
+  http_->route(
+      "/readyz",
+      [this](const httplib::Request&) {
+        auto r = readiness();
+        return http::Response{r.http_status, "application/json", r.body};
+      },
+      http::Access::kPublic);
   http_->route("/", [](const httplib::Request&) {
     return http::Response{200, "text/html; charset=utf-8", kLandingPage};
   });
   http_->on_request([this](const http::RequestEvent& e) {
     http_requests_->Add({{"path", std::string(e.path)}, {"code", std::to_string(e.status)}}).Increment();
   });
+  http_->on_reload([this](const http::SecretReload& e) {
+    secret_reloads_->Add({{"secret", e.secret}, {"result", e.ok ? "success" : "failure"}}).Increment();
+  });
   auto st = http_->start();
   if (!st) return st;
-  log::info("serving HTTP", {{"listen", cfg_.http.listen}, {"port", http_->port()}});
+  if (cfg_.http.tls.enabled()) {
+    tls_expiry_->Add({}).Set(static_cast<double>(http_->tls_certificate_not_after()));
+  } else if (cfg_.http.auth.enabled()) {
+    log::warn("http.auth is set without http.tls: credentials cross the network in clear text");
+  }
+  log::info("serving HTTP", {{"listen", cfg_.http.listen},
+                             {"port", http_->port()},
+                             {"tls", cfg_.http.tls.enabled()},
+                             {"auth", cfg_.http.auth.enabled()}});
   return {};
 }
 
@@ -234,6 +264,9 @@ std::string Agent::scrape(metrics::Format format) {
       for (std::size_t i = first; i < families.size(); ++i) budget_->apply(families[i], ok);
     }
     ctx.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (http_ && cfg_.http.tls.enabled()) {
+      tls_expiry_->Add({}).Set(static_cast<double>(http_->tls_certificate_not_after()));
+    }
     if (!self_->collect(ctx, families)) scrape_errors_->Add({{"collector", "self"}}).Increment();
     budget_->collect(families);
     kube_collector_->collect_self(families);
@@ -330,6 +363,11 @@ int Agent::check(std::ostream& out) {
     rows.push_back({"kubernetes", kube_state_ != metadata::SyncState::kFailed,
                     kube_state_ == metadata::SyncState::kFailed ? kube_error_ : "off"});
   }
+  // What variants the kernel allows, for the record (the kernel matrix reads these rows): families
+  // fall back to tracepoints without them, so neither fails the check.
+  rows.push_back({"kprobes", true, features_.has_kprobes() ? "available" : "not available: kprobe variants unused"});
+  rows.push_back({"fentry", true,
+                  features_.can_load_fentry("vfs_read") ? "available" : "not available: fentry variants unused"});
   start_programs();
   for (const auto& f : families_) {
     auto st = f->status();

@@ -20,6 +20,7 @@
 
 #include <prometheus/counter.h>
 #include <prometheus/family.h>
+#include <prometheus/gauge.h>
 #include <prometheus/registry.h>
 #include <nlohmann/json.hpp>
 
@@ -79,6 +80,8 @@ class Agent {
   std::shared_ptr<prometheus::Registry> registry_;
   prometheus::Family<prometheus::Counter>* http_requests_ = nullptr;
   prometheus::Family<prometheus::Counter>* scrape_errors_ = nullptr;
+  prometheus::Family<prometheus::Counter>* secret_reloads_ = nullptr;
+  prometheus::Family<prometheus::Gauge>* tls_expiry_ = nullptr;
   std::unique_ptr<collectors::Self> self_;
   collectors::Kubernetes* kube_collector_ = nullptr;  // owned by collectors_
   std::unique_ptr<metrics::SeriesBudget> budget_;

@@ -18,6 +18,33 @@ Error config_error(const std::vector<std::string>& problems) {
   return Error{"invalid configuration: " + what, {}, 0};
 }
 
+// http.tls and http.auth. The files are only named here; the agent reads them before it loads anything
+// (http::check_security_files), and the HTTP server re-reads them when they change.
+void read_http_security(ObjectReader& http, http::Options& h) {
+  auto tls = http.object("tls");
+  tls.string("cert_file", h.tls.cert_file);
+  tls.string("key_file", h.tls.key_file);
+  tls.choice("min_version", {"1.2", "1.3"}, h.tls.min_version);
+  tls.reject_unknown();
+  if (h.tls.cert_file.empty() != h.tls.key_file.empty()) {
+    tls.fail(h.tls.cert_file.empty() ? "cert_file" : "key_file",
+             "must be set together with " + std::string(h.tls.cert_file.empty() ? "key_file" : "cert_file"));
+  }
+  auto auth = http.object("auth");
+  auth.string("bearer_token_file", h.auth.bearer_token_file);
+  auth.string("basic_username", h.auth.basic_username);
+  auth.string("basic_password_file", h.auth.basic_password_file);
+  auth.reject_unknown();
+  if (h.auth.basic_username.empty() != h.auth.basic_password_file.empty()) {
+    auth.fail(h.auth.basic_username.empty() ? "basic_username" : "basic_password_file",
+              "must be set together with " +
+                  std::string(h.auth.basic_username.empty() ? "basic_password_file" : "basic_username"));
+  }
+  if (h.auth.basic_username.find(':') != std::string::npos) {
+    auth.fail("basic_username", "must not contain ':' (RFC 7617)");
+  }
+}
+
 void read_http(ObjectReader r, http::Options& h) {
   r.string("listen", h.listen);
   r.integer("request_timeout_seconds", 1, 300, h.request_timeout_seconds);
@@ -27,6 +54,7 @@ void read_http(ObjectReader r, http::Options& h) {
   r.integer("worker_threads", 1, 64, h.worker_threads);
   r.integer("max_request_bytes", 1024, 1 << 20, h.max_request_bytes);
   r.integer("keep_alive_max_requests", 1, 100000, h.keep_alive_max_requests);
+  read_http_security(r, h);
   r.reject_unknown();
   if (auto a = http::parse_listen_address(h.listen); !a) r.fail("listen", a.error().what);
 }
@@ -187,7 +215,8 @@ Result<Config> parse(std::string_view json_text) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(json_text, nullptr, true, /*ignore_comments=*/false);
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {
+    // parse_error, and out_of_range for numbers beyond a double ("1e400"): both are malformed input.
     return Error{std::string("invalid configuration: malformed JSON: ") + e.what(), {}, 0};
   }
   return read_document(doc, nullptr);

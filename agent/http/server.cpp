@@ -1,10 +1,15 @@
 // The agent's HTTP server: httplib parses and answers; this file owns sockets, deadlines and workers.
 #include "http/server.hpp"
 
+#include "http/auth.hpp"
+#include "http/tls.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -226,6 +231,7 @@ class Connection final : public httplib::Stream {
     bool close_after = false;  // close the connection once this answer is out
     bool linger = false;       // the client may still be sending: drain before close
     bool body_too_large = false;
+    bool bad_content_length = false;  // not a decimal number: the message framing cannot be trusted
     int status = 0;
     std::string_view method = kOther;
     std::string_view path = kOther;
@@ -233,6 +239,13 @@ class Connection final : public httplib::Stream {
   };
 
   Connection(Engine& engine, int fd);
+  ~Connection() override;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // TLS only: completes the server handshake by `deadline`. False: the connection is to be closed (a
+  // plain HTTP request got a plain 400 first).
+  bool handshake(SSL_CTX* ctx, Clock::time_point deadline);
 
   [[nodiscard]] bool is_readable() const override;
   [[nodiscard]] bool is_writable() const override;
@@ -261,6 +274,16 @@ class Connection final : public httplib::Stream {
   [[nodiscard]] std::size_t bytes_written() const { return written_; }
 
  private:
+  // What a read or write on the transport (the socket, or TLS over it) needs before it can go on.
+  enum class Io { kDone, kWantRead, kWantWrite, kEof, kError };
+  Io transport_read(char* buf, std::size_t size, std::size_t& got);
+  Io transport_write(const char* buf, std::size_t size, std::size_t& put);
+  Io tls_result(int rc);
+  [[nodiscard]] bool buffered_input() const {
+    return in_pos_ < in_len_ || (ssl_ != nullptr && SSL_pending(ssl_) > 0);
+  }
+  // Sends TLS close_notify once, if the session is still sound.
+  void close_tls();
   // 1: data buffered, 0: EOF, -1: error, timeout, stop.
   int fill();
   bool send_all(const char* data, std::size_t size);
@@ -283,6 +306,8 @@ class Connection final : public httplib::Stream {
   bool timed_out_ = false;
   bool interrupted_ = false;
   bool write_failed_ = false;
+  SSL* ssl_ = nullptr;
+  bool tls_broken_ = false;  // a fatal TLS error: no close_notify may follow
 };
 
 // httplib calls our routing hooks with only (request, response); they find their connection here.
@@ -300,10 +325,14 @@ class Engine final : public httplib::Server {
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
 
-  void add_route(const std::string& path, podsight::http::Server::Handler handler) {
-    routes_[path] = std::move(handler);
+  void add_route(const std::string& path, podsight::http::Server::Handler handler, Access access) {
+    routes_[path] = Route{std::move(handler), access};
   }
   void set_observer(std::function<void(const RequestEvent&)> observer) { observer_ = std::move(observer); }
+  void set_reload_observer(ReloadObserver observer) { reload_observer_ = std::move(observer); }
+  // Reads the TLS and credential files; before the first connection.
+  Status prepare_security();
+  [[nodiscard]] const TlsContext* tls() const { return tls_.get(); }
 
   // Counts a connection in; false (and counted as rejected) when max_connections are already in flight.
   bool admit() {
@@ -340,9 +369,17 @@ class Engine final : public httplib::Server {
   HandlerResponse route_request(const httplib::Request& req, httplib::Response& res);
   void emit(Connection& conn, Clock::time_point started);
 
+  struct Route {
+    podsight::http::Server::Handler handler;
+    Access access = Access::kAuthenticated;
+  };
+
   ServerOptions options_;
-  std::map<std::string, podsight::http::Server::Handler, std::less<>> routes_;
+  std::map<std::string, Route, std::less<>> routes_;
   std::function<void(const RequestEvent&)> observer_;
+  ReloadObserver reload_observer_;
+  std::unique_ptr<TlsContext> tls_;
+  std::unique_ptr<Authenticator> auth_;
   int wake_fd_ = -1;
   std::atomic<bool> stopping_{false};
   std::atomic<Clock::rep> stop_at_{0};
@@ -430,8 +467,114 @@ class WorkerPool final : public httplib::TaskQueue {
 
 Connection::Connection(Engine& engine, int fd) : engine_(engine), fd_(fd) {}
 
+Connection::~Connection() {
+  close_tls();
+  if (ssl_ != nullptr) SSL_free(ssl_);
+}
+
+void Connection::close_tls() {
+  if (ssl_ == nullptr || tls_broken_ || !SSL_is_init_finished(ssl_)) return;
+  // One non-blocking try: a client that does not read gets its connection closed anyway.
+  (void)SSL_shutdown(ssl_);
+  tls_broken_ = true;  // never twice
+  ERR_clear_error();
+}
+
+Connection::Io Connection::tls_result(int rc) {
+  switch (SSL_get_error(ssl_, rc)) {
+    case SSL_ERROR_WANT_READ:
+      return Io::kWantRead;
+    case SSL_ERROR_WANT_WRITE:
+      return Io::kWantWrite;
+    case SSL_ERROR_ZERO_RETURN:
+      return Io::kEof;  // close_notify, or (SSL_OP_IGNORE_UNEXPECTED_EOF) a plain close
+    default:
+      tls_broken_ = true;
+      ERR_clear_error();  // the queue is per thread; leave it clean for the next connection
+      return Io::kError;
+  }
+}
+
+Connection::Io Connection::transport_read(char* buf, std::size_t size, std::size_t& got) {
+  if (ssl_ != nullptr) {
+    const int rc = SSL_read(ssl_, buf, static_cast<int>(std::min<std::size_t>(size, INT_MAX)));
+    if (rc > 0) {
+      got = static_cast<std::size_t>(rc);
+      return Io::kDone;
+    }
+    return tls_result(rc);
+  }
+  for (;;) {
+    const ssize_t n = ::recv(fd_, buf, size, 0);
+    if (n > 0) {
+      got = static_cast<std::size_t>(n);
+      return Io::kDone;
+    }
+    if (n == 0) return Io::kEof;
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? Io::kWantRead : Io::kError;
+  }
+}
+
+Connection::Io Connection::transport_write(const char* buf, std::size_t size, std::size_t& put) {
+  if (ssl_ != nullptr) {
+    const int rc = SSL_write(ssl_, buf, static_cast<int>(std::min<std::size_t>(size, INT_MAX)));
+    if (rc > 0) {
+      put = static_cast<std::size_t>(rc);
+      return Io::kDone;
+    }
+    return tls_result(rc);
+  }
+  for (;;) {
+    // MSG_NOSIGNAL: a client that went away must cost us an EPIPE, never a SIGPIPE.
+    const ssize_t n = ::send(fd_, buf, size, MSG_NOSIGNAL);
+    if (n >= 0) {
+      put = static_cast<std::size_t>(n);
+      return Io::kDone;
+    }
+    if (errno == EINTR) continue;
+    return errno == EAGAIN || errno == EWOULDBLOCK ? Io::kWantWrite : Io::kError;
+  }
+}
+
+bool Connection::handshake(SSL_CTX* ctx, Clock::time_point deadline) {
+  ssl_ = SSL_new(ctx);
+  if (ssl_ == nullptr || SSL_set_fd(ssl_, fd_) != 1) {
+    tls_broken_ = true;
+    ERR_clear_error();
+    return false;
+  }
+  for (;;) {
+    const int rc = SSL_accept(ssl_);
+    if (rc == 1) return true;
+    const int err = SSL_get_error(ssl_, rc);
+    short events = 0;
+    if (err == SSL_ERROR_WANT_READ) {
+      events = POLLIN;
+    } else if (err == SSL_ERROR_WANT_WRITE) {
+      events = POLLOUT;
+    } else {
+      tls_broken_ = true;
+      // A plain HTTP request on the TLS port is a configuration mistake worth a readable answer.
+      const unsigned long reason = ERR_GET_REASON(ERR_peek_error());
+      ERR_clear_error();
+      if (reason == SSL_R_HTTP_REQUEST) {
+        static constexpr std::string_view kPlain =
+            "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 47\r\n"
+            "Connection: close\r\n\r\nthis port speaks TLS: use https:// to reach it\n";
+        (void)::send(fd_, kPlain.data(), kPlain.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+      }
+      return false;
+    }
+    if (wait_fd(fd_, events, deadline, engine_.wake_fd()) != Wait::kReady) {
+      tls_broken_ = true;  // a client that stalls the handshake gets no close_notify either
+      return false;
+    }
+  }
+}
+
 bool Connection::is_readable() const {
-  if (in_pos_ < in_len_) return true;
+  if (buffered_input()) return true;
   if (engine_.stopping()) return false;
   return wait_fd(fd_, POLLIN, read_deadline_, engine_.wake_fd()) == Wait::kReady;
 }
@@ -447,16 +590,16 @@ int Connection::fill() {
       interrupted_ = true;
       return -1;
     }
-    const ssize_t n = ::recv(fd_, in_.data(), in_.size(), 0);
-    if (n > 0) {
+    std::size_t got = 0;
+    const Io io = transport_read(in_.data(), in_.size(), got);
+    if (io == Io::kDone) {
       in_pos_ = 0;
-      in_len_ = static_cast<std::size_t>(n);
+      in_len_ = got;
       return 1;
     }
-    if (n == 0) return 0;
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return -1;
-    switch (wait_fd(fd_, POLLIN, read_deadline_, engine_.wake_fd())) {
+    if (io == Io::kEof) return 0;
+    if (io == Io::kError) return -1;
+    switch (wait_fd(fd_, io == Io::kWantWrite ? POLLOUT : POLLIN, read_deadline_, engine_.wake_fd())) {
       case Wait::kReady:
         continue;
       case Wait::kTimeout:
@@ -528,17 +671,16 @@ bool Connection::send_all(const char* data, std::size_t size) {
   if (write_failed_) return false;
   std::size_t sent = 0;
   while (sent < size) {
-    // MSG_NOSIGNAL: a client that went away must cost us an EPIPE, never a SIGPIPE.
-    const ssize_t n = ::send(fd_, data + sent, size - sent, MSG_NOSIGNAL);
-    if (n >= 0) {
-      sent += static_cast<std::size_t>(n);
-      written_ += static_cast<std::size_t>(n);
+    std::size_t put = 0;
+    const Io io = transport_write(data + sent, size - sent, put);
+    if (io == Io::kDone) {
+      sent += put;
+      written_ += put;
       continue;
     }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) break;
+    if (io != Io::kWantRead && io != Io::kWantWrite) break;
     // After stop() the wake fd stays readable, so it is left out and only the grace deadline applies.
-    const Wait w = wait_fd(fd_, POLLOUT, write_deadline(), engine_.wake_fd());
+    const Wait w = wait_fd(fd_, io == Io::kWantRead ? POLLIN : POLLOUT, write_deadline(), engine_.wake_fd());
     if (w == Wait::kReady || w == Wait::kStop) continue;
     break;
   }
@@ -547,7 +689,7 @@ bool Connection::send_all(const char* data, std::size_t size) {
 }
 
 bool Connection::wait_for_request(Clock::time_point deadline, Clock::time_point yield_after) {
-  if (in_pos_ < in_len_) return true;  // pipelined: the next request is already here
+  if (buffered_input()) return true;  // pipelined: the next request is already here
   for (;;) {
     if (engine_.stopping()) return false;
     const auto now = Clock::now();
@@ -591,6 +733,7 @@ void Connection::answer_and_close(int status) {
 }
 
 void Connection::linger() {
+  close_tls();
   ::shutdown(fd_, SHUT_WR);
   const auto deadline = std::min(Clock::now() + kLingerTime, engine_.write_cutoff());
   std::array<char, 4096> sink{};
@@ -713,7 +856,24 @@ bool Engine::process_and_close_socket(socket_t sock) {
   return true;
 }
 
+Status Engine::prepare_security() {
+  if (options_.tls.enabled()) {
+    auto tls = TlsContext::create(options_.tls, reload_observer_);
+    if (!tls) return tls.error();
+    tls_ = std::move(*tls);
+  }
+  auto auth = Authenticator::create(options_.auth, reload_observer_);
+  if (!auth) return auth.error();
+  auth_ = std::move(*auth);
+  return {};
+}
+
 void Engine::reject(int fd) {
+  if (tls_) {
+    // No plain-text answer on a TLS port, and no handshake on the accept thread: just close.
+    ::close(fd);
+    return;
+  }
   static constexpr std::string_view kBusy =
       "HTTP/1.1 503 Service Unavailable\r\n"
       "Content-Type: text/plain; charset=utf-8\r\n"
@@ -753,6 +913,13 @@ void Engine::serve(int fd) {
   const std::function<void(httplib::Request&)> setup = [this, &conn](httplib::Request& req) {
     setup_request(conn, req);
   };
+  // The handshake counts against the first request's deadline, so a stalling TLS client is cut like
+  // a slow plain one.
+  // Waiting for the ClientHello yields to queued connections like waiting for a request does.
+  if (tls_ && (!conn.wait_for_request(wait_deadline, yield_after) ||
+               !conn.handshake(tls_->current().get(), accepted + request_timeout))) {
+    return;
+  }
 
   for (std::size_t served = 0;; ++served) {
     if (!conn.wait_for_request(wait_deadline, yield_after)) return;
@@ -817,7 +984,8 @@ void Engine::setup_request(Connection& conn, httplib::Request& req) {
       const auto parsed = std::from_chars(content_length.data(), end, declared);
       const std::size_t room =
           options_.max_request_bytes - std::min(conn.consumed(), options_.max_request_bytes);
-      st.body_too_large = parsed.ec != std::errc() || parsed.ptr != end || declared > room;
+      st.bad_content_length = parsed.ec == std::errc::invalid_argument || parsed.ptr != end;
+      st.body_too_large = !st.bad_content_length && (parsed.ec != std::errc() || declared > room);
     }
   }
   // Compression is ours (httplib would pick brotli, or skip openmetrics); Range would let one small
@@ -837,6 +1005,10 @@ httplib::Server::HandlerResponse Engine::route_request(const httplib::Request& r
     return HandlerResponse::Handled;
   }
   auto& st = conn->state();
+  if (st.bad_content_length) {
+    set_text(res, 400, "invalid Content-Length\n");
+    return HandlerResponse::Handled;
+  }
   if (st.body_too_large) {
     set_text(res, 413, "request body too large\n");
     return HandlerResponse::Handled;
@@ -852,9 +1024,15 @@ httplib::Server::HandlerResponse Engine::route_request(const httplib::Request& r
     res.set_header("Allow", "GET, HEAD");
     return HandlerResponse::Handled;
   }
+  if (auth_ && it->second.access == Access::kAuthenticated &&
+      auth_->check(req.get_header_value("Authorization")) != Authenticator::Verdict::kAllowed) {
+    set_text(res, 401, "unauthorized\n");
+    for (const auto& challenge : auth_->challenges()) res.headers.emplace("WWW-Authenticate", challenge);
+    return HandlerResponse::Handled;
+  }
   Response out;
   try {
-    out = it->second(req);
+    out = it->second.handler(req);
   } catch (...) {
     out = Response{500, kTextPlain, "internal server error\n"};
   }
@@ -968,11 +1146,30 @@ Server::Server(Options options) : impl_(std::make_unique<Impl>(std::move(options
 
 Server::~Server() { stop(); }
 
-void Server::route(const std::string& path, Handler handler) {
+void Server::route(const std::string& path, Handler handler, Access access) {
   std::lock_guard lock(impl_->mu_);
   // Workers read the routes without a lock; that is only safe while nothing can change them.
   if (impl_->started_) throw std::logic_error("http::Server::route() called after start()");
-  impl_->engine_.add_route(path, std::move(handler));
+  impl_->engine_.add_route(path, std::move(handler), access);
+}
+
+void Server::on_reload(ReloadObserver observer) {
+  std::lock_guard lock(impl_->mu_);
+  if (impl_->started_) throw std::logic_error("http::Server::on_reload() called after start()");
+  impl_->engine_.set_reload_observer(std::move(observer));
+}
+
+std::int64_t Server::tls_certificate_not_after() const {
+  const TlsContext* tls = impl_->engine_.tls();
+  return tls == nullptr ? 0 : tls->not_after();
+}
+
+Status check_security_files(const Options& options) {
+  if (options.tls.enabled()) {
+    if (auto tls = TlsContext::create(options.tls); !tls) return tls.error();
+  }
+  if (auto auth = Authenticator::create(options.auth); !auth) return auth.error();
+  return {};
 }
 
 void Server::on_request(std::function<void(const RequestEvent&)> observer) {
@@ -988,6 +1185,7 @@ Status Server::start() {
   auto parsed = parse_listen_address(listen);
   if (!parsed) return parsed.error();
   const auto& [host, port] = parsed.value();
+  if (auto st = impl_->engine_.prepare_security(); !st) return st;
 
   auto& engine = impl_->engine_;
   const bool v6 = host.find(':') != std::string::npos;

@@ -2,6 +2,7 @@
 // so that every connection has a hard deadline, a byte budget and an admission limit.
 #pragma once
 
+#include "http/watched_file.hpp"
 #include "util/result.hpp"
 
 #include <httplib.h>
@@ -18,6 +19,24 @@
 
 namespace podsight::http {
 
+// TLS for every route (kubelet HTTPS probes do not verify the certificate, so probes keep working).
+// The files are re-read when they change on disk.
+struct TlsOptions {
+  std::string cert_file;  // PEM certificate, chain after it; TLS is on when this and key_file are set
+  std::string key_file;   // PEM private key
+  std::string min_version = "1.2";  // "1.2" or "1.3"
+  [[nodiscard]] bool enabled() const { return !cert_file.empty(); }
+};
+
+// Credentials that authenticated routes require (either one, when both are set). Secrets are read from
+// files, re-read when they change, and compared in constant time.
+struct AuthOptions {
+  std::string bearer_token_file;    // "Authorization: Bearer <token>"
+  std::string basic_username;       // "Authorization: Basic ..." with this user name
+  std::string basic_password_file;  // ... and the password in this file
+  [[nodiscard]] bool enabled() const { return !bearer_token_file.empty() || !basic_username.empty(); }
+};
+
 struct Options {
   std::string listen = "0.0.0.0:10795";  // "HOST:PORT", "[V6]:PORT" or ":PORT"; port 0 picks a free one
   int request_timeout_seconds = 10;      // whole request head + body must arrive within this
@@ -27,7 +46,12 @@ struct Options {
   std::size_t worker_threads = 4;
   std::size_t max_request_bytes = 16384;  // request line + headers + body
   std::size_t keep_alive_max_requests = 100;
+  TlsOptions tls;
+  AuthOptions auth;
 };
+
+// Whether a route asks for the credentials of Options::auth (when any are configured).
+enum class Access { kAuthenticated, kPublic };
 
 struct Response {
   int status = 200;
@@ -54,8 +78,10 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Registers `handler` for GET (and HEAD) on exactly `path`. Must be called before start().
-  void route(const std::string& path, Handler handler);
+  void route(const std::string& path, Handler handler, Access access = Access::kAuthenticated);
   void on_request(std::function<void(const RequestEvent&)> observer);
+  // Told about every reload of a TLS or credential file after start(). Must be called before start().
+  void on_reload(ReloadObserver observer);
 
   // Binds and starts serving on a background thread. An error names the address and errno.
   Status start();
@@ -67,11 +93,17 @@ class Server {
   // False before start(), after stop(), and if httplib's accept loop gave up (it does on errors such as
   // ENFILE or ENOBUFS): readiness can then report that metrics are no longer reachable.
   [[nodiscard]] bool serving() const;
+  // notAfter of the TLS certificate being served (Unix seconds); 0 without TLS.
+  [[nodiscard]] std::int64_t tls_certificate_not_after() const;
 
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Reads the TLS and credential files of `options` once, as start() will: an error names the file and
+// what is wrong with it. Lets the agent refuse a bad configuration before it loads anything.
+Status check_security_files(const Options& options);
 
 // Splits "HOST:PORT", "[V6]:PORT" or ":PORT" (host then "0.0.0.0"). Port must be 0..65535.
 Result<std::pair<std::string, int>> parse_listen_address(std::string_view listen);

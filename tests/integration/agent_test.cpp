@@ -153,8 +153,8 @@ TEST_F(Agent, CheckPrintsTableAndPasses) {
                                   "}, \"cgroup_skb\": {\"max_entries\": " + std::to_string(tag + 3) + "}}}");
   auto r = run_command({PODSIGHT_AGENT_BINARY, "--check", "--config", dir + "/c.json", "--log-level", "error"});
   EXPECT_EQ(r.exit_code, 0) << r.out;
-  for (const char* row : {"kernel", "btf", "bpffs", "tracefs", "cgroup2", "memlock", "program exec", "program tcp",
-                          "program cgroup_skb", "program xdp"}) {
+  for (const char* row : {"kernel", "btf", "bpffs", "tracefs", "cgroup2", "memlock", "kprobes", "fentry",
+                          "program exec", "program tcp", "program cgroup_skb", "program xdp"}) {
     EXPECT_NE(r.out.find(row), std::string::npos) << row << " missing in\n" << r.out;
   }
   EXPECT_NE(r.out.find("attached, variant tp_btf"), std::string::npos) << r.out;

@@ -193,6 +193,10 @@ TEST(Config, MalformedJson) {
   EXPECT_NE(error_of("").find("malformed JSON"), std::string::npos);
   EXPECT_NE(error_of("{} trailing").find("malformed JSON"), std::string::npos);
   EXPECT_NE(error_of(R"({"a": 1, "a": 2})").find("a: unknown key"), std::string::npos);
+  // nlohmann reports a number too large for a double as out_of_range, not as a parse_error (the
+  // config fuzz target found that this used to end the agent with std::terminate).
+  EXPECT_NE(error_of("1e399").find("malformed JSON"), std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"exec": {"max_entries": -1e400}}})").find("malformed JSON"), std::string::npos);
 }
 
 TEST(Config, UnreadableFileIsNamed) {
@@ -252,6 +256,39 @@ TEST(Config, ValidateConfigFlag) {
   const char* valued[] = {"podsight", "--validate-config=yes"};
   EXPECT_FALSE(parse_args(2, valued).ok());
   EXPECT_NE(usage().find("--validate-config"), std::string::npos);
+}
+
+TEST(Config, TlsAndAuthKeys) {
+  auto c = parse(R"({"http": {"tls": {"cert_file": "/t/tls.crt", "key_file": "/t/tls.key", "min_version": "1.3"},
+                               "auth": {"bearer_token_file": "/a/token", "basic_username": "prom",
+                                        "basic_password_file": "/a/password"}}})");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->http.tls.cert_file, "/t/tls.crt");
+  EXPECT_EQ(c->http.tls.key_file, "/t/tls.key");
+  EXPECT_EQ(c->http.tls.min_version, "1.3");
+  EXPECT_EQ(c->http.auth.bearer_token_file, "/a/token");
+  EXPECT_EQ(c->http.auth.basic_username, "prom");
+  EXPECT_EQ(c->http.auth.basic_password_file, "/a/password");
+  EXPECT_FALSE(parse("{}")->http.tls.enabled());
+  EXPECT_FALSE(parse("{}")->http.auth.enabled());
+
+  EXPECT_NE(error_of(R"({"http": {"tls": {"cert_file": "/c"}}})").find("http.tls.key_file: must be set together"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": {"tls": {"key_file": "/k"}}})").find("http.tls.cert_file: must be set together"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": {"tls": {"cert_file": "/c", "key_file": "/k", "min_version": "1.1"}}})")
+                .find("http.tls.min_version: must be one of 1.2, 1.3"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": {"tls": {"ca_file": "/x"}}})").find("http.tls.ca_file: unknown key"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": {"auth": {"basic_username": "u"}}})")
+                .find("http.auth.basic_password_file: must be set together"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": {"auth": {"basic_username": "a:b", "basic_password_file": "/p"}}})")
+                .find("http.auth.basic_username: must not contain ':'"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"http": {"auth": {"bearer_token_file": 5}}})").find("http.auth.bearer_token_file"),
+            std::string::npos);
 }
 
 // docs/configuration.md documents exactly the keys the parser accepts: a key added in code without a

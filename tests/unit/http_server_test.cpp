@@ -338,6 +338,24 @@ TEST(HttpServer, OversizedRequestLineAndHeadersAreRefusedAndServingContinues) {
   EXPECT_EQ(ok->status, 200);
 }
 
+TEST(HttpServer, MalformedContentLengthIs400AndTheConnectionCloses) {
+  auto server = start_server(test_options(), default_routes);
+  for (const char* length : {"-5", "5, 5", "0x10", "abc"}) {
+    RawConn conn(server->port());
+    ASSERT_TRUE(conn.send(std::string("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: ") + length + "\r\n\r\n"));
+    auto res = conn.read_response();
+    ASSERT_TRUE(res) << length;
+    EXPECT_EQ(res->status, 400) << length;
+    EXPECT_EQ(res->header("connection"), "close") << length;
+    EXPECT_TRUE(conn.wait_closed(3s)) << length;
+  }
+  RawConn huge(server->port());
+  ASSERT_TRUE(huge.send("GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999999999999999999\r\n\r\n"));
+  auto res = huge.read_response();
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 413) << "a well-formed length too large for any budget";
+}
+
 TEST(HttpServer, SlowlorisIsCutAtTheRequestDeadlineWhileOthersAreServed) {
   auto options = test_options();
   options.request_timeout_seconds = 1;

@@ -17,6 +17,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -126,6 +127,10 @@ HttpResult http_get(int port, const std::string& path, const std::string& accept
 }
 
 CommandResult run_command(const std::vector<std::string>& argv, const std::string& stdin_data) {
+  // A command that exits before reading all of stdin (openssl s_client refusing a certificate) must
+  // cost the writer an EPIPE, not the whole test binary a SIGPIPE.
+  static const bool sigpipe_ignored = std::signal(SIGPIPE, SIG_IGN) != SIG_ERR;
+  (void)sigpipe_ignored;
   int in_pipe[2];
   int out_pipe[2];
   if (::pipe2(in_pipe, O_CLOEXEC) != 0 || ::pipe2(out_pipe, O_CLOEXEC) != 0) return {};
@@ -168,7 +173,21 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
   int status = 0;
   ::waitpid(pid, &status, 0);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (auto report = sanitizer_report(r.out); !report.empty()) {
+    ADD_FAILURE() << argv.front() << ": " << report << "\n" << r.out;
+  }
   return r;
+}
+
+std::string sanitizer_report(const std::string& output) {
+  for (const char* marker : {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error: "}) {
+    const auto at = output.find(marker);
+    if (at == std::string::npos) continue;
+    const auto begin = output.rfind('\n', at);
+    const auto start = begin == std::string::npos ? 0 : begin + 1;
+    return output.substr(start, output.find('\n', at) - start);
+  }
+  return {};
 }
 
 // --- exposition parsing -------------------------------------------------------------------------
@@ -380,6 +399,8 @@ AgentProcess::~AgentProcess() {
   if (pid_ > 0 && !exited_) {
     if (stop(SIGTERM, std::chrono::seconds(5)) < 0) stop(SIGKILL, std::chrono::seconds(5));
   }
+  // Leaks are only reported when the agent exits, so this is the one place that sees them.
+  if (auto report = sanitizer_report(logs()); !report.empty()) ADD_FAILURE() << "agent: " << report;
   if (::testing::Test::HasFailure()) std::fprintf(stderr, "---- agent log ----\n%s\n----\n", logs().c_str());
   std::filesystem::remove_all(dir_);
 }

@@ -52,7 +52,12 @@ struct CommandResult {
   int exit_code = -1;  // -1 if killed by a signal
   std::string out;     // stdout and stderr together
 };
+// A sanitizer report in a command's output or the agent's log fails the test that ran it.
 CommandResult run_command(const std::vector<std::string>& argv, const std::string& stdin_data = "");
+
+// The first line of an AddressSanitizer, LeakSanitizer or UndefinedBehaviorSanitizer report in `output`,
+// empty when there is none. Only the sanitizer build (PODSIGHT_SANITIZE) writes such reports.
+std::string sanitizer_report(const std::string& output);
 
 // One scrape, parsed. Series are looked up by name and a subset of labels that must match exactly.
 class Scrape {
