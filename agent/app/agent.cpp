@@ -328,6 +328,7 @@ int Agent::check(std::ostream& out) {
     auto st = f->status();
     std::string detail(programs::to_string(st.state));
     if (!st.variant.empty()) detail += ", variant " + st.variant;
+    if (auto d = f->detail(); !d.empty() && !st.variant.empty()) detail += ", " + d;
     if (!st.error.empty()) detail += ": " + st.error;
     bool ok = st.state == programs::State::kAttached || st.state == programs::State::kDisabled;
     rows.push_back({"program " + std::string(f->name()), ok, detail});

@@ -1,6 +1,7 @@
-// tcp collector: walks the open-connection map (active gauge, and which network namespaces hold
-// connections), has the iterator fold those namespaces' open sockets into the counters, then reads
-// the per-CPU counters. Reading the counters last is what makes bytes of open connections current.
+// tcp collector: walks the open connections (one socket-storage iterator run that also folds their
+// bytes; or the tcp_conns map, then the per-namespace iterator over the namespaces that hold them),
+// then reads the per-CPU counters. Reading the counters last is what makes bytes of open connections
+// current.
 #include "collectors/tcp.hpp"
 
 #include "bpf/maps.hpp"
@@ -46,29 +47,41 @@ bool Tcp::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out
 
   using Slot = std::pair<std::uint64_t, std::uint8_t>;  // (cgroup id, direction)
   std::map<Slot, std::uint64_t> active;
-  std::set<std::uint32_t> netns;
-  auto walked = bpf::for_each_entry(
-      conns_fd,
-      [&](const void* k, const void* v) {
-        tcp_conn_key key;
-        tcp_conn conn;
-        std::memcpy(&key, k, sizeof key);
-        std::memcpy(&conn, v, sizeof conn);
-        ++active[{conn.cgroup_id, conn.direction}];
-        netns.insert(key.netns);
-      },
-      "tcp_conns");
-  if (walked) {
-    ctx.map_entries["tcp_conns"] = *walked;
+  const auto method = program_.open_connections();
+  if (method == programs::OpenConnections::kSkStorage) {
+    auto walked = program_.walk_open_sockets([&](const tcp_open_record& r) {
+      ++active[{r.cgroup_id, r.direction}];
+    });
+    if (walked) {
+      ctx.map_entries["tcp_conns"] = *walked;
+    } else {
+      log::error("scrape failed", {{"collector", "tcp"}, {"error", walked.error().message()}});
+      ok = false;
+    }
   } else {
-    log::error("scrape failed", {{"collector", "tcp"}, {"error", walked.error().message()}});
-    ok = false;
-  }
-
-  if (auto st = program_.fold_open_connections(netns); !st) {
-    log::warn("bytes of some open connections not updated",
-              {{"collector", "tcp"}, {"error", st.error().message()}});
-    ok = false;
+    std::set<std::uint32_t> netns;
+    auto walked = bpf::for_each_entry(
+        conns_fd,
+        [&](const void* k, const void* v) {
+          tcp_conn_key key;
+          tcp_conn conn;
+          std::memcpy(&key, k, sizeof key);
+          std::memcpy(&conn, v, sizeof conn);
+          ++active[{conn.cgroup_id, conn.direction}];
+          netns.insert(key.netns);
+        },
+        "tcp_conns");
+    if (walked) {
+      ctx.map_entries["tcp_conns"] = *walked;
+    } else {
+      log::error("scrape failed", {{"collector", "tcp"}, {"error", walked.error().message()}});
+      ok = false;
+    }
+    if (auto st = program_.fold_open_connections(netns); !st) {
+      log::warn("bytes of some open connections not updated",
+                {{"collector", "tcp"}, {"error", st.error().message()}});
+      ok = false;
+    }
   }
 
   const auto labels = metadata::workload_label_names({"direction"});
@@ -131,7 +144,17 @@ bool Tcp::collect(ScrapeContext& ctx, std::vector<prometheus::MetricFamily>& out
                  static_cast<double>(n));
   }
 
-  for (auto* b : {&opened, &closed, &failures, &open_now, &sent, &received, &retransmits})
+  // Which walk is in use, so that a dashboard can tell why bytes of open connections lag or cost.
+  metrics::FamilyBuilder methods(
+      "podsight_tcp_open_connections_method",
+      "How the tcp family reads open connections at scrape time: 1 for the method in use.",
+      prometheus::MetricType::Gauge, {"method"});
+  for (auto m : {programs::OpenConnections::kSkStorage, programs::OpenConnections::kIterTcp,
+                 programs::OpenConnections::kNone}) {
+    methods.add({std::string(programs::to_string(m))}, m == method ? 1.0 : 0.0);
+  }
+
+  for (auto* b : {&opened, &closed, &failures, &open_now, &sent, &received, &retransmits, &methods})
     out.push_back(b->take());
   return ok;
 }

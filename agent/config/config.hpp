@@ -50,6 +50,8 @@ struct TcpConfig {
   std::string variant = "auto";  // auto | tp_btf | fentry | tracepoint | kprobe
   std::uint32_t max_connections = 65536;  // open connections tracked at once (tcp_conns)
   std::uint32_t max_entries = 16384;      // (cgroup, direction) counter slots (tcp_stats)
+  // How bytes of open connections are read at scrape time: auto | sk_storage | iter_tcp.
+  std::string open_connections = "auto";
 };
 
 struct ProgramsConfig {

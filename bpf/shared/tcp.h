@@ -41,6 +41,14 @@ struct tcp_conn {
 	__u8 pad[6];
 };
 
+/* What the scrape-time iterator over socket storage (iter/bpf_sk_storage_map) writes for each
+ * tracked socket that is still open, for the active-connections gauge. */
+struct tcp_open_record {
+	__u64 cgroup_id;
+	__u8 direction; /* enum tcp_direction */
+	__u8 pad[7];
+};
+
 /* Counters per (cgroup, direction). */
 struct tcp_stats_key {
 	__u64 cgroup_id;

@@ -291,6 +291,16 @@ TEST(Config, TcpKeys) {
   EXPECT_NE(error_of(R"({"programs": {"tcp": {"max_conections": 5}}})")
                 .find("programs.tcp.max_conections: unknown key"),
             std::string::npos);
+
+  EXPECT_EQ(d->programs.tcp.open_connections, "auto");
+  for (const char* method : {"sk_storage", "iter_tcp"}) {
+    auto m = parse(std::string(R"({"programs": {"tcp": {"open_connections": ")") + method + "\"}}}");
+    ASSERT_TRUE(m.ok()) << m.error().message();
+    EXPECT_EQ(m->programs.tcp.open_connections, method);
+  }
+  EXPECT_NE(error_of(R"({"programs": {"tcp": {"open_connections": "setns"}}})")
+                .find("programs.tcp.open_connections"),
+            std::string::npos);
 }
 
 }  // namespace
