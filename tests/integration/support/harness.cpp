@@ -295,7 +295,8 @@ std::vector<std::string> undocumented_metrics(const std::string& exposition) {
 
 // --- the agent process ----------------------------------------------------------------------------
 
-AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std::string> extra_args) {
+AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std::string> extra_args,
+                           std::vector<std::string> launcher) {
   dir_ = make_temp_dir("podsight-agent");
   config_path_ = dir_ + "/config.json";
   log_path_ = dir_ + "/agent.log";
@@ -313,12 +314,13 @@ AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std
     int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     ::dup2(fd, 1);
     ::dup2(fd, 2);
-    std::vector<std::string> argv{PODSIGHT_AGENT_BINARY, "--config", config_path_};
+    std::vector<std::string> argv = launcher;
+    argv.insert(argv.end(), {PODSIGHT_AGENT_BINARY, "--config", config_path_});
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     std::vector<char*> args;
     for (auto& a : argv) args.push_back(a.data());
     args.push_back(nullptr);
-    ::execv(args[0], args.data());
+    ::execvp(args[0], args.data());
     ::_exit(127);
   }
 }

@@ -90,8 +90,10 @@ std::vector<std::string> undocumented_metrics(const std::string& exposition);
 // The agent binary running as a child process with a generated config.
 class AgentProcess {
  public:
-  // `config_json` is merged over a base config that listens on 127.0.0.1 on a free port.
-  explicit AgentProcess(const std::string& extra_config_json = "{}", std::vector<std::string> extra_args = {});
+  // `config_json` is merged over a base config that listens on 127.0.0.1 on a free port. `launcher`,
+  // if given, runs the binary (e.g. {"setpriv", "--bounding-set", "-sys_admin", "--"}).
+  explicit AgentProcess(const std::string& extra_config_json = "{}", std::vector<std::string> extra_args = {},
+                        std::vector<std::string> launcher = {});
   ~AgentProcess();
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
