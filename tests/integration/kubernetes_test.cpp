@@ -3,17 +3,23 @@
 // test API server over TLS, the real agent binary configured in-cluster or by kubeconfig. Asserted:
 // exec metrics carry namespace/pod/container exactly; pod_info joins; a deleted pod's series and map
 // entries go away after the grace period (not before, and never losing their labels); the series
-// limit folds exactly the excess into the overflow series; an unreachable API leaves metrics served.
+// limit folds exactly the excess into the overflow series; an unreachable API leaves metrics served;
+// TCP and network metrics of traffic run in pods' containers carry the pods' labels.
 //
 // To cover another workload family, run its traffic in the pod's container cgroup (a TestCgroup:
 // Placement{&cg, &netns} works) next to the execs and add an expect_pod_series() line for its metric.
 #include "integration/support/harness.hpp"
+#include "integration/support/net.hpp"
+#include "integration/support/tcp_traffic.hpp"
 #include "support/kube_api.hpp"
 
 #include "bpf/maps.hpp"
 
+#include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
@@ -331,6 +337,140 @@ TEST_F(Kubernetes, ExecMetricsCarryPodLabelsAndGoAwayAfterTheGracePeriod) {
   std::chrono::milliseconds took{};
   EXPECT_EQ(agent.stop(SIGTERM, std::chrono::seconds(5), &took), 0);
   EXPECT_LT(took.count(), 2000);
+}
+
+// Receives `count` UDP datagrams on addr:port (IPv4) in a child placed in `where`; returns its pid
+// once the socket is bound. The child exits 0 when all arrived.
+pid_t udp_receiver(const Placement& where, const std::string& addr, int port, int count) {
+  int ready[2];
+  if (::pipe(ready) != 0) throw std::runtime_error("pipe");
+  pid_t pid = spawn_in(where, [&] {
+    ::close(ready[0]);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(static_cast<std::uint16_t>(port));
+    ::inet_pton(AF_INET, addr.c_str(), &sa.sin_addr);
+    int fd = ::socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) return 1;
+    timeval tv{10, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char byte = 1;
+    if (::write(ready[1], &byte, 1) != 1) return 2;
+    char buf[2048];
+    for (int i = 0; i < count; ++i) {
+      if (::recv(fd, buf, sizeof buf, 0) < 0) return 3;
+    }
+    return 0;
+  });
+  ::close(ready[1]);
+  char byte = 0;
+  const bool ok = ::read(ready[0], &byte, 1) == 1;
+  ::close(ready[0]);
+  if (!ok) ADD_FAILURE() << "the UDP receiver did not start";
+  return pid;
+}
+
+// TCP connections and UDP datagrams between two pods' containers: a client pod with its own network
+// namespace (as pods have) behind a veth, a server pod on the node. Every workload metric of the tcp
+// and cgroup_skb families carries the namespace, pod and container of the container that ran the
+// traffic, with exact values; TCP and UDP run in different containers, so each container's network
+// counters hold exactly its own datagrams.
+TEST_F(Kubernetes, TcpAndNetworkMetricsCarryPodLabels) {
+  const std::string s = random_suffix(4);
+  TestPod client{"shop",
+                 "web-" + s,
+                 uuid("web" + s),
+                 "node-e2e",
+                 {{"frontend", hex_id("web-fe" + s)}, {"stats", hex_id("web-st" + s)}}};
+  TestPod server{"data",
+                 "db-" + s,
+                 uuid("db" + s),
+                 "node-e2e",
+                 {{"postgres", hex_id("db-pg" + s)}, {"collector", hex_id("db-co" + s)}}};
+  PodCgroups cgroups;
+  TestCgroup& frontend = cgroups.container(client, client.containers[0].second, "systemd", "burstable");
+  TestCgroup& stats = cgroups.container(client, client.containers[1].second, "systemd", "burstable");
+  TestCgroup& postgres = cgroups.container(server, server.containers[0].second, "cgroupfs", "guaranteed");
+  TestCgroup& collector = cgroups.container(server, server.containers[1].second, "cgroupfs", "guaranteed");
+  for (const auto& p : {client, server}) api_->upsert(pod_json(p));
+
+  AgentProcess agent(in_cluster_config());
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ASSERT_TRUE(eventually([&] { return synced(agent); })) << agent.get("/readyz").body;
+
+  NetNs ns;
+  Veth veth(ns);
+  constexpr int kConns = 4;
+  constexpr std::size_t kRequest = 5000, kResponse = 700;
+  TcpExchange ex({&frontend, &ns}, {&postgres, nullptr},
+                 {veth.host_v4(), free_tcp_port(), kConns, kRequest, kResponse});
+  ASSERT_TRUE(ex.wait_exchanged());
+  constexpr int kDatagrams = 25;
+  constexpr std::size_t kPayload = 400;
+  const int udp_port = free_tcp_port();
+  pid_t receiver = udp_receiver({&collector, nullptr}, veth.host_v4(), udp_port, kDatagrams);
+  ASSERT_EQ(run_in({&stats, &ns}, [&] { return send_udp(veth.host_v4(), udp_port, kDatagrams, kPayload); }),
+            0);
+  ASSERT_EQ(wait_child(receiver), 0);
+
+  Scrape open = agent.scrape();
+  const auto out = [&](const TestPod& p) {
+    return std::map<std::string, std::string>{{"pod", p.name}, {"direction", "outbound"}};
+  };
+  const auto in = [&](const TestPod& p) {
+    return std::map<std::string, std::string>{{"pod", p.name}, {"direction", "inbound"}};
+  };
+  expect_pod_series(open, "podsight_tcp_connections_opened_total", out(client), client, "frontend", kConns);
+  expect_pod_series(open, "podsight_tcp_connections_opened_total", in(server), server, "postgres", kConns);
+  expect_pod_series(open, "podsight_tcp_connections_active", out(client), client, "frontend", kConns);
+  expect_pod_series(open, "podsight_tcp_sent_bytes_total", out(client), client, "frontend",
+                    kConns * kRequest);
+  expect_pod_series(open, "podsight_tcp_received_bytes_total", out(client), client, "frontend",
+                    kConns * kResponse);
+  expect_pod_series(open, "podsight_tcp_sent_bytes_total", in(server), server, "postgres",
+                    kConns * kResponse);
+  expect_pod_series(open, "podsight_tcp_received_bytes_total", in(server), server, "postgres",
+                    kConns * kRequest);
+  expect_pod_series(open, "podsight_tcp_connect_failures_total", {{"pod", client.name}}, client, "frontend",
+                    0);
+  // One IPv4 datagram is a 20-byte IP header, an 8-byte UDP header and the payload.
+  const double udp_bytes = kDatagrams * (20.0 + 8.0 + kPayload);
+  expect_pod_series(open, "podsight_network_packets_total",
+                    {{"pod", client.name}, {"container", "stats"}, {"direction", "egress"}}, client, "stats",
+                    kDatagrams);
+  expect_pod_series(open, "podsight_network_bytes_total",
+                    {{"pod", client.name}, {"container", "stats"}, {"direction", "egress"}}, client, "stats",
+                    udp_bytes);
+  expect_pod_series(open, "podsight_network_packets_total",
+                    {{"pod", server.name}, {"container", "collector"}, {"direction", "ingress"}}, server,
+                    "collector", kDatagrams);
+  expect_pod_series(open, "podsight_network_bytes_total",
+                    {{"pod", server.name}, {"container", "collector"}, {"direction", "ingress"}}, server,
+                    "collector", udp_bytes);
+  // The TCP containers' packets are labelled too (their count depends on ACKs and segmentation).
+  for (const auto& [pod, container] : {std::pair{&client, "frontend"}, std::pair{&server, "postgres"}}) {
+    for (const char* dir : {"egress", "ingress"}) {
+      auto series = one_series(open, "podsight_network_packets_total",
+                               {{"pod", pod->name}, {"container", container}, {"direction", dir}});
+      ASSERT_TRUE(series.has_value()) << pod->name << " " << container << " " << dir;
+      EXPECT_EQ(series->labels.at("namespace"), pod->namespace_);
+      EXPECT_GE(series->value, kConns * 3) << "at least the handshakes";
+    }
+  }
+
+  ASSERT_TRUE(ex.close());
+  ASSERT_TRUE(eventually([&] {
+    auto c = one_series(agent.scrape(), "podsight_tcp_connections_closed_total", out(client));
+    return c && c->value == kConns;
+  }));
+  Scrape closed = agent.scrape();
+  expect_pod_series(closed, "podsight_tcp_connections_closed_total", in(server), server, "postgres", kConns);
+  expect_pod_series(closed, "podsight_tcp_connections_active", out(client), client, "frontend", 0);
+  expect_pod_series(closed, "podsight_tcp_sent_bytes_total", out(client), client, "frontend",
+                    kConns * kRequest);
+  expect_pod_series(closed, "podsight_tcp_received_bytes_total", in(server), server, "postgres",
+                    kConns * kRequest);
+  EXPECT_EQ(undocumented_metrics(closed.text()), std::vector<std::string>{});
 }
 
 TEST_F(Kubernetes, KubeconfigAndAnUnreachableApiServer) {
