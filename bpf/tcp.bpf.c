@@ -87,10 +87,11 @@ struct sock___flags_old {
 
 /* Newer kernels (commit "tcp: add the err to tcp_retransmit_skb tracepoint", present on 6.18) also
  * fire the tracepoint for retransmissions that failed, with err set; older ones fire it only on
- * success and have no err. */
-struct trace_event_raw_tcp_retransmit_skb___err {
-	int err;
-} __attribute__((preserve_access_index));
+ * success and have no err. The agent reads from the kernel's BTF whether it is there and where: a CO-RE
+ * relocation against the record type, which older kernels name differently, would make libbpf look
+ * through module BTF, and listing BTF objects needs CAP_SYS_ADMIN. */
+const volatile bool retransmit_err = false; /* tp_btf: the third argument is err */
+const volatile __u32 retransmit_err_off = 0; /* classic tracepoint: offset of err in the record, or 0 */
 
 /* Layout of the classic tracepoints' records up to the fields we read; stable since 4.16. */
 struct state_record {
@@ -517,16 +518,11 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	return 0;
 }
 
-static __always_inline bool retransmit_has_err(void)
-{
-	return bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb___err, err);
-}
-
 SEC("tp_btf/tcp_retransmit_skb")
 int tcp_retransmit_tp_btf(__u64 *ctx)
 {
 	/* ctx: sk, skb[, err] */
-	if (retransmit_has_err() && (int)ctx[2] != 0)
+	if (retransmit_err && (int)ctx[2] != 0)
 		return 0;
 	return on_retransmit((const struct sock *)ctx[0], (const struct sk_buff *)ctx[1], false);
 }
@@ -534,7 +530,7 @@ int tcp_retransmit_tp_btf(__u64 *ctx)
 SEC("tp_btf/tcp_retransmit_skb")
 int tcp_retransmit_tp_btf_sk(__u64 *ctx)
 {
-	if (retransmit_has_err() && (int)ctx[2] != 0)
+	if (retransmit_err && (int)ctx[2] != 0)
 		return 0;
 	return on_retransmit((const struct sock *)ctx[0], (const struct sk_buff *)ctx[1], true);
 }
@@ -542,10 +538,12 @@ int tcp_retransmit_tp_btf_sk(__u64 *ctx)
 SEC("tracepoint/tcp/tcp_retransmit_skb")
 int tcp_retransmit_tracepoint(struct retransmit_record *ctx)
 {
-	if (retransmit_has_err()) {
-		struct trace_event_raw_tcp_retransmit_skb___err *r = (void *)ctx;
+	if (retransmit_err_off) {
+		int err = 0;
 
-		if (r->err != 0)
+		/* the verifier takes only constant offsets in the instruction for context loads */
+		bpf_probe_read_kernel(&err, sizeof(err), (void *)ctx + retransmit_err_off);
+		if (err != 0)
 			return 0;
 	}
 	return on_retransmit(ctx->skaddr, ctx->skbaddr, false);

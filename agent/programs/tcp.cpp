@@ -23,6 +23,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <system_error>
 #include <thread>
 #include <vector>
@@ -69,27 +70,29 @@ bool has_btf_struct(bpf::Features& f, const char* name) {
   return b != nullptr && btf__find_by_name_kind(b, name, BTF_KIND_STRUCT) > 0;
 }
 
-// Whether `strct` has a member `member` in the kernel's BTF (anonymous unions looked into).
-bool has_btf_member(bpf::Features& f, const char* strct, std::string_view member) {
+// Byte offset of member `member` of struct `strct` in the kernel's BTF (anonymous unions and structs
+// looked into), nullopt when there is no such member.
+std::optional<std::uint32_t> btf_member_offset(bpf::Features& f, const char* strct, std::string_view member) {
   const auto* b = f.vmlinux_btf();
-  if (b == nullptr) return false;
+  if (b == nullptr) return std::nullopt;
   const int id = btf__find_by_name_kind(b, strct, BTF_KIND_STRUCT);
-  if (id <= 0) return false;
-  std::vector<const btf_type*> todo{btf__type_by_id(b, id)};
+  if (id <= 0) return std::nullopt;
+  std::vector<std::pair<const btf_type*, std::uint32_t>> todo{{btf__type_by_id(b, id), 0}};
   while (!todo.empty()) {
-    const btf_type* t = todo.back();
+    const auto [t, base] = todo.back();
     todo.pop_back();
     const btf_member* m = btf_members(t);
     for (unsigned i = 0; i < btf_vlen(t); ++i, ++m) {
       const char* name = btf__name_by_offset(b, m->name_off);
-      if (name != nullptr && name == member) return true;
+      const std::uint32_t off = base + btf_member_bit_offset(t, i) / 8;
+      if (name != nullptr && name == member) return off;
       if (name == nullptr || *name == '\0') {
         const btf_type* inner = btf__type_by_id(b, m->type);
-        if (inner != nullptr && (btf_is_struct(inner) || btf_is_union(inner))) todo.push_back(inner);
+        if (inner != nullptr && (btf_is_struct(inner) || btf_is_union(inner))) todo.emplace_back(inner, off);
       }
     }
   }
-  return false;
+  return std::nullopt;
 }
 
 }  // namespace
@@ -168,7 +171,7 @@ Status Tcp::try_variant(const std::string& variant, Context& ctx) {
     sk_problem = "needs the tp_btf or fentry variant with BTF-typed tcp_retransmit_* tracepoints";
   } else if (!has_btf_struct(f, "bpf_iter__bpf_sk_storage_map")) {
     sk_problem = "no socket storage iterator (iter/bpf_sk_storage_map, Linux >= 5.9)";
-  } else if (cfg_.open_connections == "auto" && !has_btf_member(f, "spinlock", "rlock")) {
+  } else if (cfg_.open_connections == "auto" && !btf_member_offset(f, "spinlock", "rlock")) {
     // PREEMPT_RT: the socket lock cannot be read, so open connections would lag by a byte.
     sk_problem = "the socket spinlock is not a raw spinlock (PREEMPT_RT)";
   }
@@ -231,6 +234,9 @@ Status Tcp::load(const std::string& variant, OpenConnections method, bool btf_re
     bpf_program__set_autoload(p.tcp_iter_adopt, with_iter && sk);
     bpf_program__set_autoload(p.tcp_sk_iter, with_sk_iter);
     skel_->rodata->max_sk_conns = cfg_.max_connections;
+    const auto err_off = btf_member_offset(f, "trace_event_raw_tcp_retransmit_skb", "err");
+    skel_->rodata->retransmit_err = err_off.has_value();
+    skel_->rodata->retransmit_err_off = err_off.value_or(0);
     // Unused by the socket-storage path, where it stays empty (entries are allocated one by one).
     if (int err = bpf_map__set_max_entries(skel_->maps.tcp_conns, cfg_.max_connections); err != 0) {
       do_stop();

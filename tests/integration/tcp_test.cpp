@@ -355,7 +355,10 @@ TEST_P(TcpMethod, ConnectionsOpenBeforeStartAreAdopted) {
 // per-namespace walk can still read the agent's own namespace, and the other one's bytes arrive when
 // its connections close.
 TEST_P(TcpMethod, OtherNamespacesWithoutSysAdmin) {
-  AgentProcess agent(config(), {}, {"setpriv", "--bounding-set", "-sys_admin", "--"});
+  // Text logs: kernel-matrix.sh filters JSON lines out of what it prints.
+  const std::string cfg = config();
+  AgentProcess agent(cfg.substr(0, cfg.size() - 1) + R"(, "log": {"format": "text", "level": "info"}})", {},
+                     {"setpriv", "--bounding-set", "-sys_admin", "--"});
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   NetNs ns;
   Veth veth(ns);
