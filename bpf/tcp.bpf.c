@@ -143,14 +143,16 @@ static __always_inline bool make_key(const struct sock *sk, struct tcp_conn_key 
 	 * inet_put_port() zeroed it; inet_sport keeps the port until the socket is freed. */
 	key->lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 	key->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* Sizes spelled out: BPF_CORE_READ_INTO(key->laddr, ...) would copy sizeof(*key->laddr), one
+	 * byte, and two connections differing only in later address bytes would share a key. */
 	if (family == AF_INET) {
-		BPF_CORE_READ_INTO(key->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(key->raddr, sk, __sk_common.skc_daddr);
+		bpf_core_read(key->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(key->raddr, 4, &sk->__sk_common.skc_daddr);
 		return true;
 	}
 	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(key->laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(key->raddr, sk, __sk_common.skc_v6_daddr);
+		bpf_core_read(key->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(key->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 		return true;
 	}
 	return false;
