@@ -48,6 +48,25 @@ struct {
 	__type(value, struct tcp_stats);
 } tcp_stats SEC(".maps");
 
+/* Remote labels (opt-in): address -> endpoint id, kept by the agent from the Kubernetes API, and
+ * counters of outbound connections per (cgroup, endpoint). One slot each unless enabled. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* programs.tcp.remote.max_addresses */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tcp_remote_addr);
+	__type(value, __u32);
+} tcp_remote_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* programs.tcp.remote.max_entries */
+	__type(key, struct tcp_remote_key);
+	__type(value, struct tcp_remote_stats);
+} tcp_remote_stats SEC(".maps");
+
+const volatile bool remote_enabled = false;
+
 /* The same records, attached to the socket (fast path). Freed by the kernel with the socket. */
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
@@ -168,6 +187,58 @@ static __always_inline struct tcp_stats *stats_slot(__u64 cgroup_id, __u8 direct
 	return podsight_lookup_or_insert(&tcp_stats, &key, &zero, &map_errors, TCP_MAP_STATS);
 }
 
+/* ---- remote labels (opt-in) ---- */
+
+/* The endpoint id of the socket's remote address, as the socket holds it (the address connect() was
+ * given, or what a connect-time load balancer rewrote it to: a service's cluster IP with kube-proxy,
+ * the backend pod's IP with socket-level load balancing). */
+static __always_inline __u32 remote_of(const struct tcp_conn_key *key)
+{
+	struct tcp_remote_addr a = {};
+	__u32 *id;
+
+	if (key->family == AF_INET) {
+		a.addr[10] = 0xff;
+		a.addr[11] = 0xff;
+		__builtin_memcpy(&a.addr[12], key->raddr, 4);
+	} else {
+		__builtin_memcpy(a.addr, key->raddr, 16);
+	}
+	/* 127.0.0.0/8 (IPv4 or IPv4-mapped) and ::1 never leave the network namespace */
+	if (((a.addr[10] == 0xff && a.addr[11] == 0xff && a.addr[12] == 127) ||
+	     (a.addr[10] == 0 && a.addr[11] == 0 && a.addr[12] == 0 && a.addr[13] == 0 && a.addr[14] == 0 &&
+	      a.addr[15] == 1)) &&
+	    !(a.addr[0] | a.addr[1] | a.addr[2] | a.addr[3] | a.addr[4] | a.addr[5] | a.addr[6] | a.addr[7] |
+	      a.addr[8] | a.addr[9]))
+		return TCP_REMOTE_LOCAL;
+	id = bpf_map_lookup_elem(&tcp_remote_addrs, &a);
+	return id ? *id : TCP_REMOTE_EXTERNAL;
+}
+
+static __always_inline struct tcp_remote_stats *remote_slot(__u64 cgroup_id, __u32 remote)
+{
+	struct tcp_remote_key key = { .cgroup_id = cgroup_id, .remote = remote };
+	struct tcp_remote_stats zero = {};
+
+	return podsight_lookup_or_insert(&tcp_remote_stats, &key, &zero, &map_errors, TCP_MAP_REMOTE);
+}
+
+/* Payload a fold added, also under the connection's remote endpoint if it is outbound. */
+static __always_inline void remote_bytes(const struct tcp_conn *c, __u64 sent, __u64 received)
+{
+	struct tcp_remote_stats *r;
+
+	if (!remote_enabled || c->direction != TCP_DIR_OUTBOUND || (!sent && !received))
+		return;
+	r = remote_slot(c->cgroup_id, c->remote);
+	if (!r)
+		return; /* counted as a map error; the workload's own counters have the bytes */
+	if (sent)
+		__sync_fetch_and_add(&r->sent_bytes, sent);
+	if (received)
+		__sync_fetch_and_add(&r->received_bytes, received);
+}
+
 /* Payload bytes of a socket so far, from the u64 RFC 4898 counters (they do not wrap at 4 GiB like
  * sequence numbers) read as `acked` and `rcvd`. bytes_acked is the sum of snd_una advances and
  * bytes_received of rcv_nxt advances, so each also counts the FIN once it is acked / received (and
@@ -212,7 +283,7 @@ static __always_inline void payload(const struct sock *sk, const struct tcp_conn
 static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
 {
 	struct tcp_stats *s;
-	__u64 sent, received;
+	__u64 sent, received, ds, dr;
 
 	payload(sk, c, &sent, &received);
 	if (sent <= c->sent_folded && received <= c->received_folded)
@@ -220,14 +291,17 @@ static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
 	s = stats_slot(c->cgroup_id, c->direction);
 	if (!s)
 		return; /* counted as a stats map error; retried at the next fold */
-	if (sent > c->sent_folded) {
-		__sync_fetch_and_add(&s->sent_bytes, sent - c->sent_folded);
+	ds = sent > c->sent_folded ? sent - c->sent_folded : 0;
+	dr = received > c->received_folded ? received - c->received_folded : 0;
+	if (ds) {
+		__sync_fetch_and_add(&s->sent_bytes, ds);
 		c->sent_folded = sent;
 	}
-	if (received > c->received_folded) {
-		__sync_fetch_and_add(&s->received_bytes, received - c->received_folded);
+	if (dr) {
+		__sync_fetch_and_add(&s->received_bytes, dr);
 		c->received_folded = received;
 	}
+	remote_bytes(c, ds, dr);
 }
 
 static __always_inline struct tcp_conn new_conn(const struct sock *sk, __u64 cgroup_id, __u8 direction)
@@ -327,6 +401,7 @@ static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 rec
 		__sync_fetch_and_add(&s->sent_bytes, ds);
 	if (dr)
 		__sync_fetch_and_add(&s->received_bytes, dr);
+	remote_bytes(c, ds, dr);
 }
 
 /* A full memory barrier: BPF atomic operations that return the old value are fully ordered (lock
@@ -399,6 +474,14 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 		direction = oldstate == TCP_SYN_SENT ? TCP_DIR_OUTBOUND : TCP_DIR_INBOUND;
 		cgroup_id = sock_cgroup_id(sk);
 		n = new_conn(sk, cgroup_id, direction);
+		if (remote_enabled && direction == TCP_DIR_OUTBOUND) {
+			struct tcp_remote_stats *r;
+
+			n.remote = remote_of(&key);
+			r = remote_slot(cgroup_id, n.remote);
+			if (r)
+				__sync_fetch_and_add(&r->opened, 1);
+		}
 		if (in_storage)
 			track_sk(sk, &n);
 		else
@@ -419,9 +502,16 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	}
 
 	if (oldstate == TCP_SYN_SENT) {
-		s = stats_slot(sock_cgroup_id(sk), TCP_DIR_OUTBOUND);
+		cgroup_id = sock_cgroup_id(sk);
+		s = stats_slot(cgroup_id, TCP_DIR_OUTBOUND);
 		if (s)
 			__sync_fetch_and_add(&s->connect_failures, 1);
+		if (remote_enabled) {
+			struct tcp_remote_stats *r = remote_slot(cgroup_id, remote_of(&key));
+
+			if (r)
+				__sync_fetch_and_add(&r->connect_failures, 1);
+		}
 		return 0;
 	}
 	if (oldstate == TCP_SYN_RECV || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN ||
@@ -498,6 +588,7 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	struct tcp_stats *s;
 	struct tcp_conn *c;
 	__u64 cgroup_id;
+	__u32 remote;
 	__u8 direction;
 	__u16 segs;
 
@@ -509,14 +600,23 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	if (c) {
 		cgroup_id = c->cgroup_id;
 		direction = c->direction;
+		remote = c->remote;
 	} else {
 		cgroup_id = sock_cgroup_id(sk);
 		direction = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT ? TCP_DIR_OUTBOUND :
 											 TCP_DIR_UNKNOWN;
+		/* a SYN: the connection has no record yet */
+		remote = remote_enabled && direction == TCP_DIR_OUTBOUND ? remote_of(&key) : 0;
 	}
 	s = stats_slot(cgroup_id, direction);
 	if (s)
 		__sync_fetch_and_add(&s->retransmits, segs ? segs : 1);
+	if (remote_enabled && direction == TCP_DIR_OUTBOUND) {
+		struct tcp_remote_stats *r = remote_slot(cgroup_id, remote);
+
+		if (r)
+			__sync_fetch_and_add(&r->retransmits, segs ? segs : 1);
+	}
 	return 0;
 }
 
@@ -679,6 +779,7 @@ int tcp_sk_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
 		return 0;
 	fold_unlocked(sk, c);
 	r.cgroup_id = c->cgroup_id;
+	r.remote = c->remote;
 	r.direction = c->direction;
 	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;

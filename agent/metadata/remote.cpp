@@ -25,11 +25,13 @@ int priority(RemoteKind k) {
   }
 }
 
-std::set<Address> parse_all(const std::vector<std::string>& ips) {
-  std::set<Address> out;
+std::vector<Address> parse_all(const std::vector<std::string>& ips) {
+  std::vector<Address> out;
   for (const auto& ip : ips) {
-    if (auto a = parse_address(ip)) out.insert(*a);
+    if (auto a = parse_address(ip)) out.push_back(*a);
   }
+  std::sort(out.begin(), out.end());
+  out.erase(std::unique(out.begin(), out.end()), out.end());
   return out;
 }
 
@@ -70,83 +72,82 @@ std::string_view to_string(RemoteKind k) {
   return "external";
 }
 
+std::size_t RemoteIndex::AddressHash::operator()(const Address& a) const noexcept {
+  std::uint64_t lo = 0, hi = 0;
+  std::memcpy(&hi, a.data(), 8);
+  std::memcpy(&lo, a.data() + 8, 8);
+  return std::hash<std::uint64_t>{}(lo ^ (hi * 0x9e3779b97f4a7c15ULL));
+}
+
 std::uint32_t RemoteIndex::next_id() {
   // 2^32 ids take billions of pods to use up; after that, skip the ones still in use.
   do {
     ++last_id_;
     if (last_id_ < kFirstId) last_id_ = kFirstId;
-  } while (by_id_.count(last_id_) != 0);
+  } while (owners_.count(last_id_) != 0);
   return last_id_;
 }
 
 void RemoteIndex::publish(const Address& addr) {
-  std::optional<std::uint32_t> winner;
-  RemoteKind kind = RemoteKind::kExternal;
-  auto c = claimants_.find(addr);
-  if (c != claimants_.end()) {
-    const Owner* best = nullptr;
-    for (const auto& key : c->second) {
-      const Owner& o = owners_.at(key);
-      if (best == nullptr ||
-          std::pair(priority(o.labels.kind), o.seq) > std::pair(priority(best->labels.kind), best->seq)) {
-        best = &o;
-      }
+  auto it = addresses_.find(addr);
+  if (it == addresses_.end()) return;
+  AddressState& st = it->second;
+  const Owner* best = nullptr;
+  std::uint32_t winner = 0;
+  for (auto id : st.claimants) {
+    const Owner& o = owners_.at(id);
+    if (best == nullptr ||
+        std::pair(priority(o.labels.kind), o.seq) > std::pair(priority(best->labels.kind), best->seq)) {
+      best = &o;
+      winner = id;
     }
-    if (best != nullptr) {
-      winner = best->id;
-      kind = best->labels.kind;
+  }
+  if (winner != st.assigned) {
+    if (st.assigned != 0) {
+      --assigned_by_kind_[static_cast<std::size_t>(owners_.at(st.assigned).labels.kind)];
+      --assigned_count_;
     }
-    if (c->second.empty()) claimants_.erase(c);
+    if (winner != 0) {
+      ++assigned_by_kind_[static_cast<std::size_t>(best->labels.kind)];
+      ++assigned_count_;
+      if (sink_ != nullptr) sink_->assign(addr, winner);
+    } else if (sink_ != nullptr) {
+      sink_->unassign(addr);
+    }
+    st.assigned = winner;
   }
-  auto a = assigned_.find(addr);
-  if (a != assigned_.end()) {
-    if (winner && a->second == *winner) return;
-    --assigned_by_kind_[static_cast<std::size_t>(owners_.at(by_id_.at(a->second)).labels.kind)];
-  }
-  if (winner) {
-    assigned_[addr] = *winner;
-    ++assigned_by_kind_[static_cast<std::size_t>(kind)];
-    if (sink_ != nullptr) sink_->assign(addr, *winner);
-  } else if (a != assigned_.end()) {
-    assigned_.erase(a);
-    if (sink_ != nullptr) sink_->unassign(addr);
-  }
+  if (st.claimants.empty()) addresses_.erase(it);
 }
 
-std::size_t RemoteIndex::set_claims(const std::string& key, const RemoteLabels& labels,
-                                    std::set<Address> claims, Clock::time_point now) {
-  auto it = owners_.find(key);
-  if (it == owners_.end()) {
+std::size_t RemoteIndex::set_claims(const std::string& key, const RemoteLabels& labels, Addresses claims,
+                                    Clock::time_point now) {
+  auto k = ids_.find(key);
+  if (k == ids_.end()) {
     if (claims.empty()) return 0;  // an owner is made when it first claims something
-    it = owners_.emplace(key, Owner{}).first;
-    it->second.id = next_id();
-    by_id_[it->second.id] = key;
+    const std::uint32_t id = next_id();
+    k = ids_.emplace(key, id).first;
+    owners_[id].key = &k->first;
   }
-  Owner& o = it->second;
+  const std::uint32_t id = k->second;
+  Owner& o = owners_.at(id);
   if (!claims.empty()) o.labels = labels;  // a retired owner keeps the labels its counters carry
   std::size_t refused = 0;
   // Addresses new to the index are refused once it holds max_addresses of them.
-  for (auto a = claims.begin(); a != claims.end();) {
-    if (claimants_.count(*a) == 0 && claimants_.size() >= max_addresses_) {
-      ++refused;
-      a = claims.erase(a);
-    } else {
-      ++a;
-    }
-  }
+  std::erase_if(claims, [&](const Address& a) {
+    if (addresses_.count(a) != 0 || addresses_.size() < max_addresses_) return false;
+    ++refused;
+    return true;
+  });
   refused_ += refused;
-  std::vector<Address> touched;
-  for (const auto& a : o.claims) {
-    if (claims.count(a) == 0) {
-      std::erase(claimants_[a], key);
-      touched.push_back(a);
-    }
-  }
-  for (const auto& a : claims) {
-    auto& keys = claimants_[a];
-    if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
-      keys.push_back(key);
-      touched.push_back(a);
+  Addresses touched;
+  std::set_symmetric_difference(o.claims.begin(), o.claims.end(), claims.begin(), claims.end(),
+                                std::back_inserter(touched));
+  for (const auto& a : touched) {
+    auto& claimants = addresses_[a].claimants;
+    if (std::binary_search(claims.begin(), claims.end(), a)) {
+      claimants.push_back(id);
+    } else {
+      std::erase(claimants, id);
     }
   }
   if (!touched.empty()) o.seq = ++seq_;
@@ -160,61 +161,62 @@ std::size_t RemoteIndex::set_claims(const std::string& key, const RemoteLabels& 
   return refused;
 }
 
-void RemoteIndex::update_node_locked(const std::string& node, Clock::time_point now) {
-  std::set<Address> addrs;
-  auto n = node_pods_.find(node);
-  if (n != node_pods_.end()) {
-    for (const auto& uid : n->second) {
-      const auto& contributed = pods_.at(uid).node_addrs;
-      addrs.insert(contributed.begin(), contributed.end());
-    }
-    if (n->second.empty()) node_pods_.erase(n);
+void RemoteIndex::count_node_addrs(const std::string& node, const Addresses& addrs, int delta,
+                                   Clock::time_point now) {
+  auto& counts = node_addrs_[node];
+  for (const auto& a : addrs) {
+    auto& n = counts[a];
+    n = static_cast<std::uint32_t>(static_cast<int>(n) + delta);
+    if (n == 0) counts.erase(a);
   }
-  set_claims("node/" + node, RemoteLabels{RemoteKind::kNode, {}, {}, {}}, std::move(addrs), now);
+  Addresses claims;
+  for (const auto& [a, n] : counts) claims.push_back(a);
+  if (counts.empty()) node_addrs_.erase(node);
+  set_claims("node/" + node, RemoteLabels{RemoteKind::kNode, {}, {}, {}}, std::move(claims), now);
 }
 
 std::size_t RemoteIndex::upsert_pod_locked(RemotePod pod, Clock::time_point now) {
-  std::set<Address> own;
+  // A terminated pod says nothing any more: not its own addresses (free for others), not its node's.
   PodState state;
-  state.node = pod.node;
-  if (!pod.node.empty()) state.node_addrs = parse_all(pod.host_ips);
-  if (pod.host_network) {
-    // Its addresses are the node's: several host-network pods share them.
-    if (!pod.node.empty() && !pod.terminated) {
+  Addresses own;
+  if (!pod.terminated && !pod.node.empty()) {
+    state.node = pod.node;
+    state.node_addrs = parse_all(pod.host_ips);
+    if (pod.host_network) {
+      // Its addresses are the node's: several host-network pods share them.
       auto ips = parse_all(pod.ips);
-      state.node_addrs.insert(ips.begin(), ips.end());
+      state.node_addrs.insert(state.node_addrs.end(), ips.begin(), ips.end());
+      std::sort(state.node_addrs.begin(), state.node_addrs.end());
+      state.node_addrs.erase(std::unique(state.node_addrs.begin(), state.node_addrs.end()),
+                             state.node_addrs.end());
     }
-  } else if (!pod.terminated) {
-    own = parse_all(pod.ips);
   }
-  std::string old_node;
-  if (auto it = pods_.find(pod.uid); it != pods_.end()) old_node = it->second.node;
-  pods_[pod.uid] = state;
-  if (!old_node.empty() && old_node != pod.node) {
-    node_pods_[old_node].erase(pod.uid);
-    update_node_locked(old_node, now);
+  if (!pod.terminated && !pod.host_network) own = parse_all(pod.ips);
+  auto it = pods_.find(pod.uid);
+  const bool same_node =
+      it != pods_.end() && it->second.node == state.node && it->second.node_addrs == state.node_addrs;
+  if (it != pods_.end() && !same_node) {
+    PodState old = std::move(it->second);
+    pods_.erase(it);
+    if (!old.node.empty()) count_node_addrs(old.node, old.node_addrs, -1, now);
   }
   std::size_t refused = set_claims(
       "pod/" + pod.uid, RemoteLabels{RemoteKind::kPod, pod.namespace_, pod.name, {}}, std::move(own), now);
-  if (!pod.node.empty()) {
-    node_pods_[pod.node].insert(pod.uid);
-    update_node_locked(pod.node, now);
+  if (!same_node && !state.node.empty()) {
+    count_node_addrs(state.node, state.node_addrs, +1, now);
+    pods_.emplace(pod.uid, std::move(state));
   }
   return refused;
 }
 
 void RemoteIndex::remove_pod_locked(const std::string& uid, Clock::time_point now) {
+  set_claims("pod/" + uid, {}, {}, now);
   auto it = pods_.find(uid);
   if (it == pods_.end()) return;
-  const std::string node = it->second.node;
+  PodState state = std::move(it->second);
   pods_.erase(it);
-  set_claims("pod/" + uid, {}, {}, now);
-  if (!node.empty()) {
-    node_pods_[node].erase(uid);
-    update_node_locked(node, now);
-  }
+  if (!state.node.empty()) count_node_addrs(state.node, state.node_addrs, -1, now);
 }
-
 std::size_t RemoteIndex::upsert_service_locked(RemoteService service, Clock::time_point now) {
   services_.insert(service.uid);
   return set_claims("service/" + service.uid,
@@ -226,9 +228,14 @@ std::size_t RemoteIndex::replace_pods(std::vector<RemotePod> pods, Clock::time_p
   std::lock_guard lock(mu_);
   std::set<std::string> listed;
   for (const auto& p : pods) listed.insert(p.uid);
-  std::vector<std::string> gone;
+  std::set<std::string> gone;
   for (const auto& [uid, state] : pods_) {
-    if (listed.count(uid) == 0) gone.push_back(uid);
+    if (listed.count(uid) == 0) gone.insert(uid);
+  }
+  // Pods that claim addresses without a node (an API object that never says where it runs).
+  for (const auto& [key, id] : ids_) {
+    if (key.rfind("pod/", 0) == 0 && !owners_.at(id).claims.empty() && listed.count(key.substr(4)) == 0)
+      gone.insert(key.substr(4));
   }
   for (const auto& uid : gone) remove_pod_locked(uid, now);
   std::size_t refused = 0;
@@ -277,14 +284,16 @@ void RemoteIndex::attach(Sink* sink) {
   std::lock_guard lock(mu_);
   sink_ = sink;
   if (sink_ == nullptr) return;
-  for (const auto& [addr, id] : assigned_) sink_->assign(addr, id);
+  for (const auto& [addr, st] : addresses_) {
+    if (st.assigned != 0) sink_->assign(addr, st.assigned);
+  }
 }
 
 std::optional<RemoteLabels> RemoteIndex::labels(std::uint32_t id) const {
   std::lock_guard lock(mu_);
-  auto it = by_id_.find(id);
-  if (it == by_id_.end()) return std::nullopt;
-  return owners_.at(it->second).labels;
+  auto it = owners_.find(id);
+  if (it == owners_.end()) return std::nullopt;
+  return it->second.labels;
 }
 
 std::vector<std::uint32_t> RemoteIndex::forget_retired(Clock::duration grace, Clock::time_point now) {
@@ -293,8 +302,8 @@ std::vector<std::uint32_t> RemoteIndex::forget_retired(Clock::duration grace, Cl
   for (auto it = owners_.begin(); it != owners_.end();) {
     const Owner& o = it->second;
     if (o.retired_at && now - *o.retired_at >= grace) {
-      ids.push_back(o.id);
-      by_id_.erase(o.id);
+      ids.push_back(it->first);
+      ids_.erase(*o.key);
       it = owners_.erase(it);
     } else {
       ++it;
@@ -305,9 +314,9 @@ std::vector<std::uint32_t> RemoteIndex::forget_retired(Clock::duration grace, Cl
 
 std::optional<std::uint32_t> RemoteIndex::lookup(const Address& addr) const {
   std::lock_guard lock(mu_);
-  auto it = assigned_.find(addr);
-  if (it == assigned_.end()) return std::nullopt;
-  return it->second;
+  auto it = addresses_.find(addr);
+  if (it == addresses_.end() || it->second.assigned == 0) return std::nullopt;
+  return it->second.assigned;
 }
 
 RemoteIndex::Counts RemoteIndex::counts() const {

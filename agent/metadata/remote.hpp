@@ -107,25 +107,34 @@ class RemoteIndex {
   [[nodiscard]] Counts counts() const;
 
  private:
+  struct AddressHash {
+    std::size_t operator()(const Address& a) const noexcept;
+  };
+  using Addresses = std::vector<Address>;  // sorted, unique
   struct Owner {
-    std::uint32_t id = 0;
+    const std::string* key = nullptr;  // its key in ids_
     RemoteLabels labels;
-    std::set<Address> claims;
+    Addresses claims;
     std::uint64_t seq = 0;  // when it last claimed: the most recent claim of an address wins
     std::optional<Clock::time_point> retired_at;
   };
+  struct AddressState {
+    std::vector<std::uint32_t> claimants;  // owners claiming it
+    std::uint32_t assigned = 0;            // what the sink was told; 0: nothing
+  };
   struct PodState {
     std::string node;
-    std::set<Address> node_addrs;  // what this pod says its node's addresses are
+    Addresses node_addrs;  // what this pod says its node's addresses are
   };
 
   std::size_t upsert_pod_locked(RemotePod pod, Clock::time_point now);
   void remove_pod_locked(const std::string& uid, Clock::time_point now);
   std::size_t upsert_service_locked(RemoteService service, Clock::time_point now);
-  // Sets what `key` claims (creating or reviving the owner); an empty set retires it.
-  std::size_t set_claims(const std::string& key, const RemoteLabels& labels, std::set<Address> claims,
+  // Sets what owner `key` claims (creating or reviving it); an empty set retires it.
+  std::size_t set_claims(const std::string& key, const RemoteLabels& labels, Addresses claims,
                          Clock::time_point now);
-  void update_node_locked(const std::string& node, Clock::time_point now);
+  // Adds (+1) or withdraws (-1) a pod's word on its node's addresses, and updates the node's claims.
+  void count_node_addrs(const std::string& node, const Addresses& addrs, int delta, Clock::time_point now);
   void publish(const Address& addr);
   std::uint32_t next_id();
 
@@ -135,14 +144,15 @@ class RemoteIndex {
   std::uint32_t last_id_ = kFirstId - 1;
   std::uint64_t seq_ = 0;
   std::size_t refused_ = 0;
-  std::unordered_map<std::string, Owner> owners_;          // "pod/<uid>", "service/<uid>", "node/<name>"
-  std::unordered_map<std::uint32_t, std::string> by_id_;   // id -> owner key
-  std::map<Address, std::vector<std::string>> claimants_;  // address -> owner keys claiming it
-  std::map<Address, std::uint32_t> assigned_;              // what the sink was told
+  std::unordered_map<std::string, std::uint32_t> ids_;  // "pod/<uid>", "service/<uid>", "node/<name>" -> id
+  std::unordered_map<std::uint32_t, Owner> owners_;
+  std::unordered_map<Address, AddressState, AddressHash> addresses_;  // claimed or assigned
+  std::size_t assigned_count_ = 0;
   std::array<std::size_t, 5> assigned_by_kind_{};
-  std::unordered_map<std::string, PodState> pods_;                    // uid -> what it contributed
-  std::set<std::string> services_;                                    // uids, for replace
-  std::unordered_map<std::string, std::set<std::string>> node_pods_;  // node -> uids naming it
+  std::unordered_map<std::string, PodState> pods_;  // uid -> what it contributed
+  std::set<std::string> services_;                  // uids, for replace
+  // node -> address -> how many pods say the node has it
+  std::unordered_map<std::string, std::map<Address, std::uint32_t>> node_addrs_;
 };
 
 }  // namespace podsight::metadata

@@ -36,6 +36,13 @@ static_assert(sizeof(tcp_conn) == 56, "tcp_conn layout is shared with bpf/tcp.bp
 static_assert(sizeof(tcp_stats_key) == 16, "tcp_stats_key layout is shared with bpf/tcp.bpf.c");
 static_assert(sizeof(tcp_stats) == 48, "tcp_stats layout is shared with bpf/tcp.bpf.c");
 static_assert(sizeof(tcp_open_record) == 16, "tcp_open_record layout is shared with bpf/tcp.bpf.c");
+static_assert(sizeof(tcp_remote_addr) == sizeof(metadata::Address), "tcp_remote_addr is an Address");
+static_assert(sizeof(tcp_remote_key) == 16, "tcp_remote_key layout is shared with bpf/tcp.bpf.c");
+static_assert(sizeof(tcp_remote_stats) == 40, "tcp_remote_stats layout is shared with bpf/tcp.bpf.c");
+static_assert(TCP_REMOTE_EXTERNAL == metadata::RemoteIndex::kExternalId &&
+                  TCP_REMOTE_LOCAL == metadata::RemoteIndex::kLocalId &&
+                  TCP_REMOTE_FIRST == metadata::RemoteIndex::kFirstId,
+              "endpoint ids the programs give are the index's");
 
 constexpr const char* kOwnNetns = "/proc/self/ns/net";
 
@@ -109,7 +116,8 @@ std::string_view to_string(OpenConnections m) {
   return "none";
 }
 
-Tcp::Tcp(const config::TcpConfig& cfg) : cfg_(cfg) {}
+Tcp::Tcp(const config::TcpConfig& cfg, metadata::RemoteIndex* remote)
+    : cfg_(cfg), remote_(cfg.remote.enabled ? remote : nullptr) {}
 Tcp::~Tcp() { Tcp::do_stop(); }
 
 Result<std::string> Tcp::do_start(Context& ctx) {
@@ -131,6 +139,8 @@ Result<std::string> Tcp::do_start(Context& ctx) {
             {{"program", "tcp"}, {"variant", *v}, {"open_connections", std::string(to_string(open_))}});
   adopt_existing_connections();
   if (!iter_problem_.empty()) degrade(iter_problem_);
+  // From now on the index keeps tcp_remote_addrs current (it sends what it knows first).
+  if (remote_ != nullptr) remote_->attach(this);
   return v;
 }
 
@@ -246,6 +256,21 @@ Status Tcp::load(const std::string& variant, OpenConnections method, bool btf_re
       do_stop();
       return errno_error("set max_entries", "map tcp_stats", -err);
     }
+    // Remote labels off: one slot each, never written.
+    const bool remote = remote_ != nullptr;
+    skel_->rodata->remote_enabled = remote;
+    if (int err =
+            bpf_map__set_max_entries(skel_->maps.tcp_remote_stats, remote ? cfg_.remote.max_entries : 1);
+        err != 0) {
+      do_stop();
+      return errno_error("set max_entries", "map tcp_remote_stats", -err);
+    }
+    if (int err =
+            bpf_map__set_max_entries(skel_->maps.tcp_remote_addrs, remote ? cfg_.remote.max_addresses : 1);
+        err != 0) {
+      do_stop();
+      return errno_error("set max_entries", "map tcp_remote_addrs", -err);
+    }
     int err = tcp_bpf::load(skel_.get());
     if (err == 0) break;
     do_stop();
@@ -320,6 +345,8 @@ Status Tcp::load(const std::string& variant, OpenConnections method, bool btf_re
 }
 
 void Tcp::do_stop() {
+  // No index update may reach the map once it is gone.
+  if (remote_ != nullptr) remote_->attach(nullptr);
   adopt_link_.reset();
   sk_iter_link_.reset();
   iter_link_.reset();
@@ -497,13 +524,28 @@ Result<std::size_t> Tcp::walk_open_sockets(const std::function<void(const tcp_op
 
 int Tcp::conns_fd() const { return skel_ ? bpf_map__fd(skel_->maps.tcp_conns) : -1; }
 int Tcp::stats_fd() const { return skel_ ? bpf_map__fd(skel_->maps.tcp_stats) : -1; }
+int Tcp::remote_stats_fd() const {
+  return skel_ && remote_ != nullptr ? bpf_map__fd(skel_->maps.tcp_remote_stats) : -1;
+}
+
+void Tcp::assign(const metadata::Address& addr, std::uint32_t id) {
+  if (!skel_) return;
+  if (bpf_map_update_elem(bpf_map__fd(skel_->maps.tcp_remote_addrs), addr.data(), &id, BPF_ANY) != 0) {
+    log::warn("remote address not given to the kernel",
+              {{"program", "tcp"}, {"error", errno_error("update", "map tcp_remote_addrs").message()}});
+  }
+}
+
+void Tcp::unassign(const metadata::Address& addr) {
+  if (skel_) bpf_map_delete_elem(bpf_map__fd(skel_->maps.tcp_remote_addrs), addr.data());
+}
 
 std::vector<MapRef> Tcp::maps() const {
   if (!skel_) return {};
   // With socket storage the records are in tcp_sk, bounded by max_connections in the programs; the
   // collector counts them (a storage map cannot be walked from userspace). Same name either way.
   const bool sk = open_ == OpenConnections::kSkStorage;
-  return {
+  std::vector<MapRef> out = {
       MapRef{"tcp_conns", bpf_map__fd(sk ? skel_->maps.tcp_sk : skel_->maps.tcp_conns),
              sk ? cfg_.max_connections : bpf_map__max_entries(skel_->maps.tcp_conns),
              static_cast<std::uint32_t>(sk ? sizeof(int) : sizeof(tcp_conn_key)), TCP_MAP_CONNS, -1},
@@ -511,6 +553,16 @@ std::vector<MapRef> Tcp::maps() const {
              static_cast<std::uint32_t>(sizeof(tcp_stats_key)), TCP_MAP_STATS,
              static_cast<int>(offsetof(tcp_stats_key, cgroup_id))},
   };
+  if (remote_ != nullptr) {
+    out.push_back(MapRef{"tcp_remote_stats", bpf_map__fd(skel_->maps.tcp_remote_stats),
+                         bpf_map__max_entries(skel_->maps.tcp_remote_stats),
+                         static_cast<std::uint32_t>(sizeof(tcp_remote_key)), TCP_MAP_REMOTE,
+                         static_cast<int>(offsetof(tcp_remote_key, cgroup_id))});
+    out.push_back(MapRef{"tcp_remote_addrs", bpf_map__fd(skel_->maps.tcp_remote_addrs),
+                         bpf_map__max_entries(skel_->maps.tcp_remote_addrs),
+                         static_cast<std::uint32_t>(sizeof(tcp_remote_addr)), -1, -1});
+  }
+  return out;
 }
 
 std::vector<ProgRef> Tcp::progs() const {

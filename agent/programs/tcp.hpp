@@ -5,6 +5,7 @@
 #pragma once
 
 #include "bpf/handles.hpp"
+#include "metadata/remote.hpp"
 #include "programs/program.hpp"
 
 #include <linux/types.h>
@@ -30,9 +31,11 @@ enum class OpenConnections {
 };
 std::string_view to_string(OpenConnections m);
 
-class Tcp final : public Family {
+// Also the sink of the remote-address index: it keeps the kernel's address -> endpoint map.
+class Tcp final : public Family, public metadata::RemoteIndex::Sink {
  public:
-  explicit Tcp(const config::TcpConfig& cfg);
+  // `remote`: the remote-address index when programs.tcp.remote is enabled, else null.
+  Tcp(const config::TcpConfig& cfg, metadata::RemoteIndex* remote = nullptr);
   ~Tcp() override;
 
   [[nodiscard]] std::string_view name() const override { return "tcp"; }
@@ -47,6 +50,11 @@ class Tcp final : public Family {
   [[nodiscard]] int conns_fd() const;
   // fd of the per-CPU (cgroup, direction) -> tcp_stats hash, -1 when not loaded.
   [[nodiscard]] int stats_fd() const;
+  // fd of the (cgroup, remote endpoint) -> tcp_remote_stats hash, -1 when not loaded or not enabled.
+  [[nodiscard]] int remote_stats_fd() const;
+
+  void assign(const metadata::Address& addr, std::uint32_t id) override;
+  void unassign(const metadata::Address& addr) override;
   // Which scrape-time walk is in use; fixed between start() and stop().
   [[nodiscard]] OpenConnections open_connections() const { return open_; }
 
@@ -78,6 +86,7 @@ class Tcp final : public Family {
   std::map<std::uint32_t, std::string> netns_paths(const std::set<std::uint32_t>& wanted) const;
 
   config::TcpConfig cfg_;
+  metadata::RemoteIndex* remote_;
   bpf::Skeleton<tcp_bpf> skel_;
   bpf::Link state_link_;
   bpf::Link retransmit_link_;

@@ -471,6 +471,255 @@ TEST_F(Kubernetes, TcpAndNetworkMetricsCarryPodLabels) {
   expect_pod_series(closed, "podsight_tcp_received_bytes_total", in(server), server, "postgres",
                     kConns * kRequest);
   EXPECT_EQ(undocumented_metrics(closed.text()), std::vector<std::string>{});
+  // Remote labels are opt-in: off, there is no trace of them.
+  for (const auto& series : closed.series()) {
+    EXPECT_EQ(series.name.rfind("podsight_tcp_remote_", 0), std::string::npos) << series.name;
+    EXPECT_EQ(series.labels.count("remote"), 0u) << series.name;
+  }
+  EXPECT_EQ(closed.text().find("podsight_kubernetes_remote_"), std::string::npos);
+}
+
+// Addresses for the remote-label tests: the client pod's namespace behind a veth; a server pod on
+// another node whose pod IPs are the veth's host addresses; a service whose cluster IP the client's
+// namespace DNATs to that pod (as kube-proxy does on a node); an address on the host nobody names.
+class RemoteNetwork {
+ public:
+  explicit RemoteNetwork(int service_port) : veth_(ns_) {
+    const unsigned r = static_cast<unsigned>(std::hash<std::string>{}(random_suffix(8)));
+    vip_ = "10.96." + std::to_string(r % 250 + 1) + "." + std::to_string((r >> 8) % 250 + 1);
+    external_ = "100.64." + std::to_string((r >> 16) % 250 + 1) + "." + std::to_string((r >> 24) % 250 + 1);
+    must({"ip", "addr", "add", external_ + "/32", "dev", veth_.host_if()});
+    ns_.ip({"route", "add", vip_ + "/32", "via", veth_.host_v4()});
+    ns_.ip({"route", "add", external_ + "/32", "via", veth_.host_v4()});
+    must({"ip", "netns", "exec", ns_.name(), "iptables", "-t", "nat", "-A", "OUTPUT", "-d", vip_, "-p", "tcp",
+          "--dport", std::to_string(service_port), "-j", "DNAT", "--to-destination",
+          veth_.host_v4() + ":" + std::to_string(service_port)});
+  }
+  [[nodiscard]] const NetNs& ns() const { return ns_; }
+  [[nodiscard]] const Veth& veth() const { return veth_; }
+  [[nodiscard]] const std::string& vip() const { return vip_; }
+  [[nodiscard]] const std::string& external() const { return external_; }
+
+ private:
+  static void must(const std::vector<std::string>& argv) {
+    auto r = run_command(argv);
+    ASSERT_EQ(r.exit_code, 0) << r.out;
+  }
+  NetNs ns_;
+  Veth veth_;
+  std::string vip_;
+  std::string external_;
+};
+
+std::string remote_config(const std::string& open_connections = "auto") {
+  return R"(, "programs": {"tcp": {"open_connections": ")" + open_connections +
+         R"(", "remote": {"enabled": true}}})";
+}
+
+// With each way of reading open connections (their records carry the endpoint either way).
+class KubernetesRemote : public Kubernetes, public ::testing::WithParamInterface<std::string> {
+ protected:
+  void SetUp() override {
+    Kubernetes::SetUp();
+    if (GetParam() == "sk_storage" && !kernel_supports_tcp_sk_storage())
+      GTEST_SKIP() << "no socket storage on this kernel";
+  }
+};
+
+// Connections from a pod's container to a pod of another node (IPv4 and IPv6), to a service's cluster
+// IP, to an address no pod or service has and over loopback: every outbound tcp metric by remote
+// endpoint carries the right remote labels with exact values. The socket of a connection to a cluster
+// IP keeps that address (the DNAT rewrites packets, not the socket), so it is labelled with the
+// service, not the pod behind it.
+TEST_P(KubernetesRemote, RemoteLabelsNameThePodTheServiceOrExternal) {
+  const std::string s = random_suffix(4);
+  const int pod_port = free_tcp_port(), svc_port = free_tcp_port(), ext_port = free_tcp_port(),
+            v6_port = free_tcp_port(), local_port = free_tcp_port();
+  RemoteNetwork net(svc_port);
+  if (HasFatalFailure()) return;
+  TestPod client{"shop",
+                 "web-" + s,
+                 uuid("rweb" + s),
+                 "node-e2e",
+                 {{"frontend", hex_id("rweb-fe" + s)}, {"cache", hex_id("rweb-ca" + s)}}};
+  TestPod server{"data", "db-" + s, uuid("rdb" + s), "node-far", {{"postgres", hex_id("rdb-pg" + s)}}};
+  server.pod_ip = net.veth().host_v4();
+  auto server_json = pod_json(server);
+  server_json["status"]["podIPs"] =
+      nlohmann::json::array({{{"ip", net.veth().host_v4()}}, {{"ip", net.veth().host_v6()}}});
+  PodCgroups cgroups;
+  TestCgroup& frontend = cgroups.container(client, client.containers[0].second, "cgroupfs", "burstable");
+  TestCgroup& cache = cgroups.container(client, client.containers[1].second, "cgroupfs", "burstable");
+  TestCgroup db("podsight-k8s-db");
+  api_->upsert(pod_json(client));
+  api_->upsert(server_json);
+  api_->upsert_service(service_json({"data", "db", uuid("rsvc" + s), {net.vip()}, svc_port}));
+
+  AgentProcess agent(in_cluster_config(remote_config(GetParam())));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ASSERT_TRUE(eventually([&] {
+    auto sc = agent.scrape();
+    return sc.value("podsight_tcp_open_connections_method", {{"method", GetParam()}}) == 1 &&
+           sc.value("podsight_kubernetes_sync_state", {{"state", "synced"}}) == 1 &&
+           sc.value("podsight_kubernetes_remote_sync_state", {{"resource", "pods"}, {"state", "synced"}}) ==
+               1 &&
+           sc.value("podsight_kubernetes_remote_sync_state",
+                    {{"resource", "services"}, {"state", "synced"}}) == 1;
+  })) << agent.get("/readyz").body;
+
+  const Placement in_pod{&frontend, &net.ns()};
+  constexpr std::size_t kReq = 3000, kResp = 500;
+  TcpExchange to_pod(in_pod, {&db, nullptr}, {net.veth().host_v4(), pod_port, 3, kReq, kResp});
+  TcpExchange to_pod6(in_pod, {&db, nullptr}, {net.veth().host_v6(), v6_port, 2, kReq, kResp});
+  TcpExchange to_svc(in_pod, {&db, nullptr},
+                     {net.veth().host_v4(), svc_port, 4, kReq, kResp, false, net.vip()});
+  TcpExchange to_ext(in_pod, {&db, nullptr}, {net.external(), ext_port, 2, kReq, kResp});
+  TcpExchange to_local(in_pod, {&cache, &net.ns()}, {"127.0.0.1", local_port, 1, kReq, kResp});
+  for (auto* ex : {&to_pod, &to_pod6, &to_svc, &to_ext, &to_local}) ASSERT_TRUE(ex->wait_exchanged());
+  ASSERT_EQ(run_in(in_pod, [&] { return tcp_connect_once(net.veth().host_v4(), free_tcp_port()); }),
+            ECONNREFUSED);
+
+  auto remote = [&](const std::string& kind, const std::string& ns = "", const std::string& pod = "",
+                    const std::string& service = "") {
+    return std::map<std::string, std::string>{{"pod", client.name}, {"container", "frontend"},
+                                              {"remote", kind},     {"remote_namespace", ns},
+                                              {"remote_pod", pod},  {"remote_service", service}};
+  };
+  const auto to_db = remote("pod", "data", server.name);
+  const auto to_db_svc = remote("service", "data", "", "db");
+  Scrape open = agent.scrape();
+  expect_pod_series(open, "podsight_tcp_remote_connections_opened_total", to_db, client, "frontend", 5);
+  expect_pod_series(open, "podsight_tcp_remote_connections_active", to_db, client, "frontend", 5);
+  expect_pod_series(open, "podsight_tcp_remote_sent_bytes_total", to_db, client, "frontend", 5 * kReq);
+  expect_pod_series(open, "podsight_tcp_remote_received_bytes_total", to_db, client, "frontend", 5 * kResp);
+  expect_pod_series(open, "podsight_tcp_remote_connect_failures_total", to_db, client, "frontend", 1);
+  expect_pod_series(open, "podsight_tcp_remote_retransmits_total", to_db, client, "frontend", 0);
+  expect_pod_series(open, "podsight_tcp_remote_connections_opened_total", to_db_svc, client, "frontend", 4);
+  expect_pod_series(open, "podsight_tcp_remote_sent_bytes_total", to_db_svc, client, "frontend", 4 * kReq);
+  expect_pod_series(open, "podsight_tcp_remote_received_bytes_total", to_db_svc, client, "frontend",
+                    4 * kResp);
+  expect_pod_series(open, "podsight_tcp_remote_connect_failures_total", to_db_svc, client, "frontend", 0);
+  expect_pod_series(open, "podsight_tcp_remote_connections_opened_total", remote("external"), client,
+                    "frontend", 2);
+  expect_pod_series(open, "podsight_tcp_remote_sent_bytes_total", remote("external"), client, "frontend",
+                    2 * kReq);
+  expect_pod_series(open, "podsight_tcp_remote_connections_opened_total", remote("local"), client, "frontend",
+                    1);
+  // Inbound connections (the db's accepted ones, the cache's) have no remote series.
+  for (const auto& series : open.series()) {
+    if (series.name.rfind("podsight_tcp_remote_", 0) != 0) continue;
+    EXPECT_NE(series.labels.at("container"), "cache");
+    EXPECT_NE(series.labels.at("cgroup"), db.relative());
+  }
+  // The workload's own counters are unchanged by it: all 12 outbound connections, one failure.
+  expect_pod_series(open, "podsight_tcp_connections_opened_total",
+                    {{"pod", client.name}, {"container", "frontend"}, {"direction", "outbound"}}, client,
+                    "frontend", 12);
+  EXPECT_EQ(open.value("podsight_kubernetes_remote_addresses", {{"remote", "service"}}), 1);
+  EXPECT_GE(open.value("podsight_kubernetes_remote_addresses", {{"remote", "pod"}}).value_or(0), 3);
+  EXPECT_EQ(undocumented_metrics(open.text()), std::vector<std::string>{});
+  EXPECT_EQ(promtool_problems(open.text()), "");
+  auto ready = nlohmann::json::parse(agent.get("/readyz").body);
+  EXPECT_EQ(ready["kubernetes"]["remote"]["services"]["state"], "synced") << ready.dump();
+
+  for (auto* ex : {&to_pod, &to_pod6, &to_svc, &to_ext, &to_local}) ASSERT_TRUE(ex->close());
+  ASSERT_TRUE(eventually([&] {
+    auto a = one_series(agent.scrape(), "podsight_tcp_remote_connections_active", to_db);
+    return a && a->value == 0;
+  }));
+  Scrape closed = agent.scrape();
+  expect_pod_series(closed, "podsight_tcp_remote_sent_bytes_total", to_db, client, "frontend", 5 * kReq);
+  expect_pod_series(closed, "podsight_tcp_remote_received_bytes_total", to_db_svc, client, "frontend",
+                    4 * kResp);
+  expect_pod_series(closed, "podsight_tcp_remote_connections_active", to_db_svc, client, "frontend", 0);
+
+  // The db pod goes and its address is taken by another pod: new connections are the new pod's, the
+  // old pod's series keep their labels and values.
+  api_->remove(server.uid);
+  TestPod next{"data", "db2-" + s, uuid("rdb2" + s), "node-far", {{"postgres", hex_id("rdb2-pg" + s)}}};
+  next.pod_ip = net.veth().host_v4();
+  api_->upsert(pod_json(next));
+  ASSERT_TRUE(eventually([&] {
+    return agent.scrape().value("podsight_kubernetes_remote_addresses", {{"remote", "pod"}}).value_or(0) >=
+               2 &&
+           agent.get("/readyz").status == 200;
+  }));
+  ASSERT_TRUE(eventually([&] {
+    TcpExchange again(in_pod, {&db, nullptr}, {net.veth().host_v4(), free_tcp_port(), 1, 10, 10});
+    if (!again.wait_exchanged() || !again.close()) return false;
+    return one_series(agent.scrape(), "podsight_tcp_remote_connections_opened_total",
+                      remote("pod", "data", next.name))
+        .has_value();
+  }));
+  Scrape moved = agent.scrape();
+  expect_pod_series(moved, "podsight_tcp_remote_connections_opened_total", to_db, client, "frontend", 5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, KubernetesRemote, ::testing::Values("sk_storage", "iter_tcp"),
+                         [](const auto& info) { return info.param; });
+
+// Remote series are under the series limit like any other. Labels other than `remote` are dropped so
+// that every other workload on this shared host falls into the `local` and `external` series: with a
+// limit of three, those two and the first of ours get places, the second of ours is folded, exactly.
+TEST_F(Kubernetes, RemoteSeriesFoldIntoTheOverflowSeries) {
+  const std::string s = random_suffix(4);
+  const int pod_port = free_tcp_port(), svc_port = free_tcp_port();
+  RemoteNetwork net(svc_port);
+  if (HasFatalFailure()) return;
+  TestPod client{"shop", "web-" + s, uuid("bweb" + s), "node-e2e", {{"frontend", hex_id("bweb-fe" + s)}}};
+  TestPod server{"data", "db-" + s, uuid("bdb" + s), "node-far", {{"postgres", hex_id("bdb-pg" + s)}}};
+  server.pod_ip = net.veth().host_v4();
+  PodCgroups cgroups;
+  TestCgroup& frontend = cgroups.container(client, client.containers[0].second, "cgroupfs", "burstable");
+  TestCgroup db("podsight-k8s-db");
+  api_->upsert(pod_json(client));
+  api_->upsert(pod_json(server));
+  api_->upsert_service(service_json({"data", "db", uuid("bsvc" + s), {net.vip()}, svc_port}));
+  AgentProcess agent(
+      in_cluster_config(remote_config() + R"(, "cardinality": {"drop_labels": ["namespace", "pod",
+      "container", "cgroup", "remote_namespace", "remote_pod", "remote_service"],
+      "family_max_series": {"podsight_tcp_remote_connections_opened_total": 3}})"));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ASSERT_TRUE(eventually([&] {
+    auto sc = agent.scrape();
+    return sc.value("podsight_kubernetes_remote_sync_state", {{"resource", "pods"}, {"state", "synced"}}) ==
+               1 &&
+           sc.value("podsight_kubernetes_remote_sync_state",
+                    {{"resource", "services"}, {"state", "synced"}}) == 1;
+  }));
+  // An outbound attempt to an address nobody names: the `external` series exists from now on (the
+  // scrapes themselves make the `local` one).
+  ASSERT_EQ(tcp_connect_once(net.external(), free_tcp_port()), ECONNREFUSED);
+  const std::string family = "podsight_tcp_remote_connections_opened_total";
+  Scrape first = agent.scrape();
+  ASSERT_TRUE(one_series(first, family, {{"remote", "external"}}).has_value()) << first.text();
+  ASSERT_TRUE(one_series(first, family, {{"remote", "local"}}).has_value()) << first.text();
+  ASSERT_FALSE(one_series(first, family, {{"overflow", "true"}}).has_value()) << first.text();
+
+  const Placement in_pod{&frontend, &net.ns()};
+  {
+    TcpExchange ex(in_pod, {&db, nullptr}, {net.veth().host_v4(), pod_port, 3, 100, 100});
+    ASSERT_TRUE(ex.wait_exchanged());
+    ASSERT_TRUE(ex.close());
+  }
+  auto pod = one_series(agent.scrape(), family, {{"remote", "pod"}});
+  ASSERT_TRUE(pod.has_value());
+  EXPECT_EQ(pod->value, 3);
+  {
+    TcpExchange ex(in_pod, {&db, nullptr}, {net.veth().host_v4(), svc_port, 4, 100, 100, false, net.vip()});
+    ASSERT_TRUE(ex.wait_exchanged());
+    ASSERT_TRUE(ex.close());
+  }
+  Scrape last = agent.scrape();
+  EXPECT_FALSE(one_series(last, family, {{"remote", "service"}}).has_value()) << last.text();
+  auto overflow = one_series(last, family, {{"overflow", "true"}});
+  ASSERT_TRUE(overflow.has_value()) << last.text();
+  EXPECT_EQ(overflow->value, 4);
+  EXPECT_EQ(overflow->labels.at("remote"), "");
+  EXPECT_EQ(last.value("podsight_series_dropped_total", {{"family", family}}), 1);
+  pod = one_series(last, family, {{"remote", "pod"}});
+  ASSERT_TRUE(pod.has_value());
+  EXPECT_EQ(pod->value, 3);
 }
 
 TEST_F(Kubernetes, KubeconfigAndAnUnreachableApiServer) {

@@ -4,12 +4,10 @@
 // payload bytes exact while the connections are open and after they close; retransmissions equal to
 // the kernel's own count; a full map keeps counting; an unsupported forced variant fails alone; socket
 // storage needs no CAP_SYS_ADMIN to see other namespaces.
-#include "bpf/probe.hpp"
 #include "integration/support/harness.hpp"
 #include "integration/support/net.hpp"
 #include "integration/support/tcp_traffic.hpp"
 
-#include <bpf/btf.h>
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -45,27 +43,6 @@ Scrape scrape_until(AgentProcess& agent, Pred done) {
   }
 }
 
-// Whether this kernel can run a lifecycle variant, asked the way the agent's own probes ask.
-bool kernel_supports(const std::string& variant) {
-  bpf::Features f;
-  if (variant == "tp_btf") return f.has_tp_btf("inet_sock_set_state");
-  if (variant == "fentry") return f.can_load_fentry("tcp_set_state");
-  if (variant == "tracepoint") return f.has_tracepoint("sock", "inet_sock_set_state");
-  if (variant == "kprobe") return f.has_kprobes();
-  return false;
-}
-
-// Whether the agent can keep open connections' records in socket storage with `variant`: BTF-typed
-// handlers, the storage iterator, and compare-and-swap (Linux >= 5.12).
-bool kernel_supports_sk_storage(const std::string& variant) {
-  if ((variant != "tp_btf" && variant != "fentry") || !kernel_supports(variant)) return false;
-  bpf::Features f;
-  const auto* b = f.vmlinux_btf();
-  const auto [major, minor] = f.kernel_version();
-  return b != nullptr && btf__find_by_name_kind(b, "bpf_iter__bpf_sk_storage_map", BTF_KIND_STRUCT) > 0 &&
-         f.has_tp_btf("tcp_retransmit_skb") && (major > 5 || (major == 5 && minor >= 12));
-}
-
 std::string tcp_config(const std::string& variant, const std::string& method = "auto",
                        const std::string& extra = "") {
   return R"({"programs": {"tcp": {"variant": ")" + variant + R"(", "open_connections": ")" + method + "\"" +
@@ -80,11 +57,11 @@ const std::vector<Path> kPaths = {{"tp_btf", "sk_storage"},   {"tp_btf", "iter_t
 
 // Skips (returns true) when this kernel cannot run `path`.
 bool skip_unsupported(const Path& path, std::string& why) {
-  if (!kernel_supports(path.first)) {
+  if (!kernel_supports_tcp_variant(path.first)) {
     why = "this kernel has no " + path.first;
     return true;
   }
-  if (path.second == "sk_storage" && !kernel_supports_sk_storage(path.first)) {
+  if (path.second == "sk_storage" && !kernel_supports_tcp_sk_storage(path.first)) {
     why = "no socket storage for " + path.first + " on this kernel";
     return true;
   }
@@ -262,8 +239,7 @@ class TcpMethod : public ::testing::TestWithParam<std::string> {
   void SetUp() override {
     PODSIGHT_REQUIRE_PRIVILEGES();
     ensure_kernel_mounts();
-    if (GetParam() == "sk_storage" && !kernel_supports_sk_storage("tp_btf") &&
-        !kernel_supports_sk_storage("fentry"))
+    if (GetParam() == "sk_storage" && !kernel_supports_tcp_sk_storage())
       GTEST_SKIP() << "no socket storage on this kernel";
   }
   [[nodiscard]] std::string config(const std::string& extra = "") const {
@@ -396,7 +372,7 @@ class TcpUnsupportedVariant : public ::testing::TestWithParam<std::string> {};
 TEST_P(TcpUnsupportedVariant, FailsAloneWithAClearError) {
   PODSIGHT_REQUIRE_PRIVILEGES();
   ensure_kernel_mounts();
-  if (kernel_supports(GetParam())) GTEST_SKIP() << "this kernel supports " << GetParam();
+  if (kernel_supports_tcp_variant(GetParam())) GTEST_SKIP() << "this kernel supports " << GetParam();
   AgentProcess agent(tcp_config(GetParam()));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   auto s = agent.scrape();
@@ -427,7 +403,7 @@ INSTANTIATE_TEST_SUITE_P(Variants, TcpUnsupportedVariant, ::testing::Values("fen
 TEST(Tcp, SocketStorageWithTheClassicTracepointFails) {
   PODSIGHT_REQUIRE_PRIVILEGES();
   ensure_kernel_mounts();
-  if (!kernel_supports("tracepoint")) GTEST_SKIP() << "this kernel has no tracepoint";
+  if (!kernel_supports_tcp_variant("tracepoint")) GTEST_SKIP() << "this kernel has no tracepoint";
   AgentProcess agent(tcp_config("tracepoint", "sk_storage"));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   EXPECT_EQ(agent.scrape().value("podsight_program_state", {{"program", "tcp"}, {"state", "failed"}}), 1);
@@ -442,7 +418,7 @@ TEST(Tcp, SocketStorageWithTheClassicTracepointFails) {
 TEST(Tcp, AutoPrefersSocketStorage) {
   PODSIGHT_REQUIRE_PRIVILEGES();
   ensure_kernel_mounts();
-  const bool sk = kernel_supports_sk_storage("tp_btf") || kernel_supports_sk_storage("fentry");
+  const bool sk = kernel_supports_tcp_sk_storage();
   const std::string expected = sk ? "sk_storage" : "iter_tcp";
   {
     AgentProcess agent;

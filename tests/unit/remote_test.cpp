@@ -4,6 +4,7 @@
 #include "metadata/remote.hpp"
 
 #include <gtest/gtest.h>
+#include <malloc.h>
 
 #include <map>
 
@@ -220,6 +221,41 @@ TEST(RemoteIndex, AddressesBeyondTheBoundAreRefusedAndCounted) {
   EXPECT_EQ(index.upsert_pod(pod("u3", "c", {"10.244.1.3"}), now), 0u);
   EXPECT_EQ(who(index, "10.244.1.3")->pod, "c");
   EXPECT_EQ(sink.map.size(), 3u);
+}
+
+// What the index costs per pod, measured with the allocator's own accounting: dual-stack pods spread
+// over 100 nodes (so node entries are amortised) and a service per 10 pods. Printed for the record
+// (docs/configuration.md quotes it).
+TEST(RemoteIndex, MemoryPerPod) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "AddressSanitizer's allocator does not keep glibc's accounting";
+#endif
+  constexpr int kPods = 20000;
+  const auto before = mallinfo2().uordblks;
+  {
+    RemoteIndex index(1u << 20);
+    const auto now = Clock::now();
+    for (int i = 0; i < kPods; ++i) {
+      const std::string a = std::to_string(i / 250 % 250), b = std::to_string(i % 250);
+      const std::string n = std::to_string(i);
+      RemotePod p{"6f1c2f0e-3b5a-4c1d-9e2f-" + std::string(12 - n.size(), '0') + n,
+                  "shop-production",
+                  "frontend-7d4b9c6f5-x2x" + n,
+                  "node-" + std::to_string(i % 100),
+                  {"192.168.1." + std::to_string(i % 100)},
+                  {"10.244." + a + "." + b, "fd00::" + a + ":" + b},
+                  false,
+                  false};
+      ASSERT_EQ(index.upsert_pod(std::move(p), now), 0u);
+      if (i % 10 == 0) index.upsert_service(service("s" + n, "svc-" + n, {"10.96." + a + "." + b}), now);
+    }
+    const auto after = mallinfo2().uordblks;
+    const double per_pod = static_cast<double>(after - before) / kPods;
+    std::printf("remote index: %.0f bytes per pod (%d dual-stack pods, %d services)\n", per_pod, kPods,
+                kPods / 10);
+    EXPECT_LT(per_pod, 2048);
+    EXPECT_GT(per_pod, 100);
+  }
 }
 
 }  // namespace
