@@ -362,6 +362,47 @@ TEST_P(TcpMethod, OtherNamespacesWithoutSysAdmin) {
   EXPECT_EQ(closed.value("podsight_tcp_received_bytes_total", at(a, "outbound")), 3 * kServerBytes);
 }
 
+// Remote labels without Kubernetes metadata: no address is a pod's or a service's, so an outbound
+// connection is `local` (loopback) or `external`; inbound connections have no remote series. Exact
+// counts and bytes, open and closed.
+TEST_P(TcpMethod, RemoteLabelsWithoutKubernetesAreLocalOrExternal) {
+  AgentProcess agent(config(R"(, "remote": {"enabled": true})"));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  NetNs ns;
+  Veth veth(ns);
+  TestCgroup a("podsight-tcp-a");
+  TestCgroup b("podsight-tcp-b");
+  TcpExchange out({&a, &ns}, {&b, nullptr}, {veth.host_v6(), free_tcp_port(), 3, kClientBytes, kServerBytes});
+  TcpExchange local({&a, &ns}, {&b, &ns}, {"127.0.0.1", free_tcp_port(), 2, kServerBytes, kClientBytes});
+  ASSERT_TRUE(out.wait_exchanged());
+  ASSERT_TRUE(local.wait_exchanged());
+  ASSERT_EQ(run_in({&a, &ns}, [&] { return tcp_connect_once(veth.host_v4(), free_tcp_port()); }),
+            ECONNREFUSED);
+  auto remote = [&](const TestCgroup& cg, const std::string& kind) {
+    return std::map<std::string, std::string>{{"cgroup", cg.relative()}, {"remote", kind}};
+  };
+  auto s = agent.scrape();
+  EXPECT_EQ(s.value("podsight_tcp_remote_connections_opened_total", remote(a, "external")), 3);
+  EXPECT_EQ(s.value("podsight_tcp_remote_connections_active", remote(a, "external")), 3);
+  EXPECT_EQ(s.value("podsight_tcp_remote_sent_bytes_total", remote(a, "external")), 3 * kClientBytes);
+  EXPECT_EQ(s.value("podsight_tcp_remote_received_bytes_total", remote(a, "external")), 3 * kServerBytes);
+  EXPECT_EQ(s.value("podsight_tcp_remote_connect_failures_total", remote(a, "external")), 1);
+  EXPECT_EQ(s.value("podsight_tcp_remote_connections_opened_total", remote(a, "local")), 2);
+  EXPECT_EQ(s.value("podsight_tcp_remote_sent_bytes_total", remote(a, "local")), 2 * kServerBytes);
+  EXPECT_EQ(s.sum("podsight_tcp_remote_connections_opened_total", {{"cgroup", b.relative()}}), 0);
+  EXPECT_EQ(s.value("podsight_map_capacity", {{"map", "tcp_remote_stats"}}), 16384);
+  EXPECT_EQ(undocumented_metrics(s.text()), std::vector<std::string>{});
+  ASSERT_TRUE(out.close());
+  ASSERT_TRUE(local.close());
+  auto closed = scrape_until(agent, [&](const Scrape& sc) {
+    return sc.value("podsight_tcp_remote_connections_active", remote(a, "external")) == 0 &&
+           sc.value("podsight_tcp_remote_connections_active", remote(a, "local")) == 0;
+  });
+  EXPECT_EQ(closed.value("podsight_tcp_remote_connections_active", remote(a, "external")), 0);
+  EXPECT_EQ(closed.value("podsight_tcp_remote_sent_bytes_total", remote(a, "external")), 3 * kClientBytes);
+  EXPECT_EQ(closed.value("podsight_tcp_remote_received_bytes_total", remote(a, "local")), 2 * kClientBytes);
+}
+
 INSTANTIATE_TEST_SUITE_P(Methods, TcpMethod, ::testing::Values("sk_storage", "iter_tcp"),
                          [](const auto& info) { return info.param; });
 
