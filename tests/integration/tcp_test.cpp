@@ -61,6 +61,10 @@ bool skip_unsupported(const Path& path, std::string& why) {
     why = "this kernel has no " + path.first;
     return true;
   }
+  if (path.second == "iter_tcp" && !agents_may_setns()) {
+    why = "iter_tcp reads other namespaces' open connections with setns(), and the agents may not";
+    return true;
+  }
   if (path.second == "sk_storage" && !kernel_supports_tcp_sk_storage(path.first)) {
     why = "no socket storage for " + path.first + " on this kernel";
     return true;
@@ -242,6 +246,8 @@ class TcpMethod : public ::testing::TestWithParam<std::string> {
     if (GetParam() == "sk_storage" && !kernel_supports_tcp_sk_storage())
       GTEST_SKIP() << "no socket storage on this kernel";
   }
+  // For tests whose agents must read another namespace's open connections.
+  [[nodiscard]] bool cannot_setns() const { return GetParam() == "iter_tcp" && !agents_may_setns(); }
   [[nodiscard]] std::string config(const std::string& extra = "") const {
     return R"({"programs": {"tcp": {"open_connections": ")" + GetParam() + "\"" + extra + "}}}";
   }
@@ -252,6 +258,7 @@ class TcpMethod : public ::testing::TestWithParam<std::string> {
 // an entry. Which socket on this shared host holds the one entry is not ours to choose, so the test
 // reads it from the active gauge.
 TEST_P(TcpMethod, FullConnectionMapKeepsCountingAndCountsFailedInserts) {
+  if (cannot_setns()) GTEST_SKIP() << "iter_tcp reads other namespaces' open connections with setns()";
   AgentProcess agent(config(R"(, "max_connections": 1)"));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   NetNs ns;
@@ -299,6 +306,8 @@ TEST_P(TcpMethod, FullConnectionMapKeepsCountingAndCountsFailedInserts) {
 // A connection that was open before the agent started is adopted: it shows as active (direction
 // unknown) and only the bytes moved after start-up are counted.
 TEST_P(TcpMethod, ConnectionsOpenBeforeStartAreAdopted) {
+  if (!agents_may_setns())
+    GTEST_SKIP() << "adopting another namespace's connections at start-up needs setns()";
   NetNs ns;
   Veth veth(ns);
   TestCgroup a("podsight-tcp-a");
@@ -366,6 +375,7 @@ TEST_P(TcpMethod, OtherNamespacesWithoutSysAdmin) {
 // connection is `local` (loopback) or `external`; inbound connections have no remote series. Exact
 // counts and bytes, open and closed.
 TEST_P(TcpMethod, RemoteLabelsWithoutKubernetesAreLocalOrExternal) {
+  if (cannot_setns()) GTEST_SKIP() << "iter_tcp reads other namespaces' open connections with setns()";
   AgentProcess agent(config(R"(, "remote": {"enabled": true})"));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   NetNs ns;

@@ -17,7 +17,9 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -293,6 +295,14 @@ std::uint64_t tcp_mib(const NetNs& ns, const std::string& field) {
     if (name == field) return std::stoull(value);
   }
   throw std::runtime_error("no Tcp field " + field + " in /proc/net/snmp");
+}
+
+bool agents_may_setns() {
+  const char* caps = std::getenv("PODSIGHT_TEST_AGENT_CAPS");
+  if (caps == nullptr || *caps == '\0') return true;
+  std::string upper(caps);
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return upper.find("SYS_ADMIN") != std::string::npos;
 }
 
 bool kernel_supports_tcp_variant(const std::string& variant) {

@@ -65,6 +65,12 @@ inline bool kernel_supports_tcp_sk_storage() {
   return kernel_supports_tcp_sk_storage("tp_btf") || kernel_supports_tcp_sk_storage("fentry");
 }
 
+// Whether the agents the tests start may setns() into other network namespaces (CAP_SYS_ADMIN), as
+// open_connections iter_tcp needs for bytes of open connections and adoption needs at start-up: false
+// when PODSIGHT_TEST_AGENT_CAPS limits them to capabilities without SYS_ADMIN (tests/packaging runs
+// the suite so, with the helm chart's capabilities).
+bool agents_may_setns();
+
 // A counter of the kernel's TCP MIB (/proc/net/snmp "Tcp:" line, e.g. "RetransSegs") as seen from
 // network namespace `ns`.
 std::uint64_t tcp_mib(const NetNs& ns, const std::string& field);
