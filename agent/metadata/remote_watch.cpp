@@ -315,55 +315,83 @@ Result<RemoteEvent<RemoteService>> decode_service_event(std::string_view json, c
   return decode_event<RemoteService>(json, kServicePaths, limits);
 }
 
-Result<ListPage> ClusterPods::add_page(std::string_view body) {
-  auto list = decode_remote_pod_list(body, limits_);
+namespace {
+
+// What differs between the kinds: the decoders and the index's calls.
+Result<RemoteList<RemotePod>> decode_list_of(std::string_view body, const DecodeLimits& limits, RemotePod*) {
+  return decode_remote_pod_list(body, limits);
+}
+Result<RemoteList<RemoteService>> decode_list_of(std::string_view body, const DecodeLimits& limits,
+                                                 RemoteService*) {
+  return decode_service_list(body, limits);
+}
+Result<RemoteEvent<RemotePod>> decode_event_of(std::string_view line, const DecodeLimits& limits,
+                                               RemotePod*) {
+  return decode_remote_pod_event(line, limits);
+}
+Result<RemoteEvent<RemoteService>> decode_event_of(std::string_view line, const DecodeLimits& limits,
+                                                   RemoteService*) {
+  return decode_service_event(line, limits);
+}
+std::size_t replace_in(RemoteIndex& index, std::vector<RemotePod> pods) {
+  return index.replace_pods(std::move(pods), RemoteIndex::Clock::now());
+}
+std::size_t replace_in(RemoteIndex& index, std::vector<RemoteService> services) {
+  return index.replace_services(std::move(services), RemoteIndex::Clock::now());
+}
+std::size_t upsert_in(RemoteIndex& index, RemotePod pod) {
+  return index.upsert_pod(std::move(pod), RemoteIndex::Clock::now());
+}
+std::size_t upsert_in(RemoteIndex& index, RemoteService service) {
+  return index.upsert_service(std::move(service), RemoteIndex::Clock::now());
+}
+void remove_in(RemoteIndex& index, const RemotePod& pod) {
+  index.remove_pod(pod.uid, RemoteIndex::Clock::now());
+}
+void remove_in(RemoteIndex& index, const RemoteService& service) {
+  index.remove_service(service.uid, RemoteIndex::Clock::now());
+}
+
+}  // namespace
+
+template <>
+std::string IndexTarget<RemotePod>::resource() const {
+  return "pods";
+}
+template <>
+std::string IndexTarget<RemoteService>::resource() const {
+  return "services";
+}
+
+template <typename T>
+Result<ListPage> IndexTarget<T>::add_page(std::string_view body) {
+  auto list = decode_list_of(body, limits_, static_cast<T*>(nullptr));
   if (!list) return list.error();
-  return page_of(*list, pods_);
+  return page_of(*list, objects_);
 }
 
-std::size_t ClusterPods::commit_list() {
-  auto pods = std::move(pods_);
-  pods_.clear();
-  return index_.replace_pods(std::move(pods), RemoteIndex::Clock::now());
+template <typename T>
+std::size_t IndexTarget<T>::commit_list() {
+  auto objects = std::move(objects_);
+  objects_.clear();
+  return replace_in(index_, std::move(objects));
 }
 
-Result<AppliedEvent> ClusterPods::apply_event(std::string_view line) {
-  auto ev = decode_remote_pod_event(line, limits_);
+template <typename T>
+Result<AppliedEvent> IndexTarget<T>::apply_event(std::string_view line) {
+  auto ev = decode_event_of(line, limits_, static_cast<T*>(nullptr));
   if (!ev) return ev.error();
   auto out = applied(*ev);
   if (ev->type == EventType::kAdded || ev->type == EventType::kModified) {
     const std::string name = ev->object.namespace_ + "/" + ev->object.name;
-    if (index_.upsert_pod(std::move(ev->object), RemoteIndex::Clock::now()) > 0) out.refused = "pod " + name;
+    if (upsert_in(index_, std::move(ev->object)) > 0) out.refused = resource() + " " + name;
   } else if (ev->type == EventType::kDeleted) {
-    index_.remove_pod(ev->object.uid, RemoteIndex::Clock::now());
+    remove_in(index_, ev->object);
   }
   return out;
 }
 
-Result<ListPage> Services::add_page(std::string_view body) {
-  auto list = decode_service_list(body, limits_);
-  if (!list) return list.error();
-  return page_of(*list, services_);
-}
-
-std::size_t Services::commit_list() {
-  auto services = std::move(services_);
-  services_.clear();
-  return index_.replace_services(std::move(services), RemoteIndex::Clock::now());
-}
-
-Result<AppliedEvent> Services::apply_event(std::string_view line) {
-  auto ev = decode_service_event(line, limits_);
-  if (!ev) return ev.error();
-  auto out = applied(*ev);
-  if (ev->type == EventType::kAdded || ev->type == EventType::kModified) {
-    const std::string name = ev->object.namespace_ + "/" + ev->object.name;
-    if (index_.upsert_service(std::move(ev->object), RemoteIndex::Clock::now()) > 0)
-      out.refused = "service " + name;
-  } else if (ev->type == EventType::kDeleted) {
-    index_.remove_service(ev->object.uid, RemoteIndex::Clock::now());
-  }
-  return out;
-}
+template class IndexTarget<RemotePod>;
+template class IndexTarget<RemoteService>;
 
 }  // namespace podsight::metadata

@@ -41,40 +41,27 @@ Result<RemoteList<RemoteService>> decode_service_list(std::string_view json, con
 Result<RemoteEvent<RemoteService>> decode_service_event(std::string_view json,
                                                         const DecodeLimits& limits = {});
 
-// Every pod of the cluster into the index.
-class ClusterPods final : public WatchTarget {
+// Every object of one kind into the index: RemotePod (the cluster's pods, /api/v1/pods without a
+// field selector) or RemoteService (/api/v1/services).
+template <typename T>
+class IndexTarget final : public WatchTarget {
  public:
-  ClusterPods(RemoteIndex& index, DecodeLimits limits) : index_(index), limits_(limits) {}
-  [[nodiscard]] std::string resource() const override { return "pods"; }
-  [[nodiscard]] std::string path() const override { return "/api/v1/pods"; }
+  IndexTarget(RemoteIndex& index, DecodeLimits limits) : index_(index), limits_(limits) {}
+  [[nodiscard]] std::string resource() const override;
+  [[nodiscard]] std::string path() const override { return "/api/v1/" + resource(); }
   Result<ListPage> add_page(std::string_view body) override;
-  [[nodiscard]] std::size_t listed() const override { return pods_.size(); }
-  void discard_list() override { pods_.clear(); }
+  [[nodiscard]] std::size_t listed() const override { return objects_.size(); }
+  void discard_list() override { objects_.clear(); }
   std::size_t commit_list() override;
   Result<AppliedEvent> apply_event(std::string_view line) override;
 
  private:
   RemoteIndex& index_;
   DecodeLimits limits_;
-  std::vector<RemotePod> pods_;
+  std::vector<T> objects_;  // the list being read
 };
 
-// Every service of the cluster into the index.
-class Services final : public WatchTarget {
- public:
-  Services(RemoteIndex& index, DecodeLimits limits) : index_(index), limits_(limits) {}
-  [[nodiscard]] std::string resource() const override { return "services"; }
-  [[nodiscard]] std::string path() const override { return "/api/v1/services"; }
-  Result<ListPage> add_page(std::string_view body) override;
-  [[nodiscard]] std::size_t listed() const override { return services_.size(); }
-  void discard_list() override { services_.clear(); }
-  std::size_t commit_list() override;
-  Result<AppliedEvent> apply_event(std::string_view line) override;
-
- private:
-  RemoteIndex& index_;
-  DecodeLimits limits_;
-  std::vector<RemoteService> services_;
-};
+using ClusterPods = IndexTarget<RemotePod>;
+using Services = IndexTarget<RemoteService>;
 
 }  // namespace podsight::metadata
