@@ -22,8 +22,9 @@ std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::Work
   }
   {
     auto p = std::make_unique<programs::Tcp>(cfg.programs.tcp, remote);
-    auto c = std::make_unique<collectors::Tcp>(*p, workloads, cfg.programs.tcp.remote.enabled ? remote : nullptr,
-                                               std::chrono::seconds(cfg.gc.grace_period_seconds));
+    auto c =
+        std::make_unique<collectors::Tcp>(*p, workloads, cfg.programs.tcp.remote.enabled ? remote : nullptr,
+                                          std::chrono::seconds(cfg.gc.grace_period_seconds));
     parts.push_back({std::move(p), std::move(c)});
   }
   {

@@ -305,7 +305,8 @@ TEST(Config, TcpKeys) {
   EXPECT_FALSE(d->programs.tcp.remote.enabled);
   EXPECT_EQ(d->programs.tcp.remote.max_entries, 16384u);
   EXPECT_EQ(d->programs.tcp.remote.max_addresses, 65536u);
-  auto r = parse(R"({"programs": {"tcp": {"remote": {"enabled": true, "max_entries": 5, "max_addresses": 7}}}})");
+  auto r =
+      parse(R"({"programs": {"tcp": {"remote": {"enabled": true, "max_entries": 5, "max_addresses": 7}}}})");
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_TRUE(r->programs.tcp.remote.enabled);
   EXPECT_EQ(r->programs.tcp.remote.max_entries, 5u);
