@@ -3,8 +3,8 @@
 
 #include "app/families.hpp"
 #include "collectors/remote.hpp"
-#include "metadata/remote_watch.hpp"
 #include "log/log.hpp"
+#include "metadata/remote_watch.hpp"
 #include "podsight/version.hpp"
 
 #include <bpf/bpf.h>
