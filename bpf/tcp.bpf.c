@@ -4,10 +4,18 @@
  * Lifecycle comes from one handler behind four entry points (tp_btf and classic tracepoint
  * sock/inet_sock_set_state, fentry and kprobe on tcp_set_state); the agent keeps one and disables
  * the others' autoload. Retransmits come from the tcp_retransmit_skb / tcp_retransmit_synack
- * tracepoints. Bytes: each established socket has an entry in tcp_conns; when it closes, the payload
- * it carried beyond what was already folded is added to tcp_stats, and at scrape time the iter/tcp
- * program folds the still-open sockets the same way. Both run under the socket lock (the iterator
- * takes it, state changes hold it), so a byte is added once.
+ * tracepoints. Bytes: each established socket has a record of what it already added to tcp_stats;
+ * when it closes, the payload it carried beyond that is added, and at scrape time an iterator folds
+ * the still-open sockets the same way, so a byte is added once.
+ *
+ * The record lives in one of two places, chosen by the agent at start-up:
+ * - socket storage (tcp_sk, BPF_MAP_TYPE_SK_STORAGE), for the BTF-typed handlers (tp_btf, fentry):
+ *   the record is found from the socket itself, and one iter/bpf_sk_storage_map walk visits exactly
+ *   the tracked sockets of every network namespace. That iterator does not hold the socket lock, so
+ *   folds claim bytes with compare-and-swap and read the counters with the care fold_unlocked()
+ *   describes.
+ * - the tcp_conns hash keyed by (netns, 4-tuple), for every variant: the iter/tcp program folds under
+ *   the socket lock, one walk of the kernel's TCP hash per network namespace.
  *
  * Attribution always uses the socket's own cgroup (sk_cgrp_data): a passive open completes in
  * softirq context, where the current task is whoever the CPU happened to be running. */
@@ -40,7 +48,40 @@ struct {
 	__type(value, struct tcp_stats);
 } tcp_stats SEC(".maps");
 
+/* Remote labels (opt-in): address -> endpoint id, kept by the agent from the Kubernetes API, and
+ * counters of outbound connections per (cgroup, endpoint). One slot each unless enabled. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536); /* programs.tcp.remote.max_addresses */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct tcp_remote_addr);
+	__type(value, __u32);
+} tcp_remote_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384); /* programs.tcp.remote.max_entries */
+	__type(key, struct tcp_remote_key);
+	__type(value, struct tcp_remote_stats);
+} tcp_remote_stats SEC(".maps");
+
+const volatile bool remote_enabled = false;
+
+/* The same records, attached to the socket (fast path). Freed by the kernel with the socket. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tcp_conn);
+} tcp_sk SEC(".maps");
+
 PODSIGHT_MAP_ERRORS(TCP_MAP_NR);
+
+/* Socket storage has no max_entries: the bound (programs.tcp.max_connections) is counted here. */
+const volatile __u64 max_sk_conns = 65536;
+__u64 sk_conns = 0;
+/* Target of the atomic operations fold_unlocked() uses as full memory barriers. */
+__u64 iter_fence = 0;
 
 /* Kernels before 5.15 keep the cgroup pointer in a tagged u64 (commit 8520e224f547 "bpf, cgroups:
  * Fix cgroup v2 fallback on v1/v2 mixed mode" replaced the union with a plain pointer). */
@@ -65,10 +106,11 @@ struct sock___flags_old {
 
 /* Newer kernels (commit "tcp: add the err to tcp_retransmit_skb tracepoint", present on 6.18) also
  * fire the tracepoint for retransmissions that failed, with err set; older ones fire it only on
- * success and have no err. */
-struct trace_event_raw_tcp_retransmit_skb___err {
-	int err;
-} __attribute__((preserve_access_index));
+ * success and have no err. The agent reads from the kernel's BTF whether it is there and where: a CO-RE
+ * relocation against the record type, which older kernels name differently, would make libbpf look
+ * through module BTF, and listing BTF objects needs CAP_SYS_ADMIN. */
+const volatile bool retransmit_err = false; /* tp_btf: the third argument is err */
+const volatile __u32 retransmit_err_off = 0; /* classic tracepoint: offset of err in the record, or 0 */
 
 /* Layout of the classic tracepoints' records up to the fields we read; stable since 4.16. */
 struct state_record {
@@ -120,14 +162,16 @@ static __always_inline bool make_key(const struct sock *sk, struct tcp_conn_key 
 	 * inet_put_port() zeroed it; inet_sport keeps the port until the socket is freed. */
 	key->lport = bpf_ntohs(BPF_CORE_READ((const struct inet_sock *)sk, inet_sport));
 	key->rport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	/* Sizes spelled out: BPF_CORE_READ_INTO(key->laddr, ...) would copy sizeof(*key->laddr), one
+	 * byte, and two connections differing only in later address bytes would share a key. */
 	if (family == AF_INET) {
-		BPF_CORE_READ_INTO(key->laddr, sk, __sk_common.skc_rcv_saddr);
-		BPF_CORE_READ_INTO(key->raddr, sk, __sk_common.skc_daddr);
+		bpf_core_read(key->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(key->raddr, 4, &sk->__sk_common.skc_daddr);
 		return true;
 	}
 	if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(key->laddr, sk, __sk_common.skc_v6_rcv_saddr);
-		BPF_CORE_READ_INTO(key->raddr, sk, __sk_common.skc_v6_daddr);
+		bpf_core_read(key->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(key->raddr, 16, &sk->__sk_common.skc_v6_daddr);
 		return true;
 	}
 	return false;
@@ -143,18 +187,69 @@ static __always_inline struct tcp_stats *stats_slot(__u64 cgroup_id, __u8 direct
 	return podsight_lookup_or_insert(&tcp_stats, &key, &zero, &map_errors, TCP_MAP_STATS);
 }
 
+/* ---- remote labels (opt-in) ---- */
+
+/* The endpoint id of the socket's remote address, as the socket holds it (the address connect() was
+ * given, or what a connect-time load balancer rewrote it to: a service's cluster IP with kube-proxy,
+ * the backend pod's IP with socket-level load balancing). */
+static __always_inline __u32 remote_of(const struct tcp_conn_key *key)
+{
+	struct tcp_remote_addr a = {};
+	__u32 *id;
+
+	if (key->family == AF_INET) {
+		a.addr[10] = 0xff;
+		a.addr[11] = 0xff;
+		__builtin_memcpy(&a.addr[12], key->raddr, 4);
+	} else {
+		__builtin_memcpy(a.addr, key->raddr, 16);
+	}
+	/* 127.0.0.0/8 (IPv4 or IPv4-mapped) and ::1 never leave the network namespace */
+	if (((a.addr[10] == 0xff && a.addr[11] == 0xff && a.addr[12] == 127) ||
+	     (a.addr[10] == 0 && a.addr[11] == 0 && a.addr[12] == 0 && a.addr[13] == 0 && a.addr[14] == 0 &&
+	      a.addr[15] == 1)) &&
+	    !(a.addr[0] | a.addr[1] | a.addr[2] | a.addr[3] | a.addr[4] | a.addr[5] | a.addr[6] | a.addr[7] |
+	      a.addr[8] | a.addr[9]))
+		return TCP_REMOTE_LOCAL;
+	id = bpf_map_lookup_elem(&tcp_remote_addrs, &a);
+	return id ? *id : TCP_REMOTE_EXTERNAL;
+}
+
+static __always_inline struct tcp_remote_stats *remote_slot(__u64 cgroup_id, __u32 remote)
+{
+	struct tcp_remote_key key = { .cgroup_id = cgroup_id, .remote = remote };
+	struct tcp_remote_stats zero = {};
+
+	return podsight_lookup_or_insert(&tcp_remote_stats, &key, &zero, &map_errors, TCP_MAP_REMOTE);
+}
+
+/* Payload a fold added, also under the connection's remote endpoint if it is outbound. */
+static __always_inline void remote_bytes(const struct tcp_conn *c, __u64 sent, __u64 received)
+{
+	struct tcp_remote_stats *r;
+
+	if (!remote_enabled || c->direction != TCP_DIR_OUTBOUND || (!sent && !received))
+		return;
+	r = remote_slot(c->cgroup_id, c->remote);
+	if (!r)
+		return; /* counted as a map error; the workload's own counters have the bytes */
+	if (sent)
+		__sync_fetch_and_add(&r->sent_bytes, sent);
+	if (received)
+		__sync_fetch_and_add(&r->received_bytes, received);
+}
+
 /* Payload bytes of a socket so far, from the u64 RFC 4898 counters (they do not wrap at 4 GiB like
- * sequence numbers). bytes_acked is the sum of snd_una advances and bytes_received of rcv_nxt
- * advances, so each also counts the FIN once it is acked / received (and bytes_acked the SYN on the
- * active side, which the baseline taken at ESTABLISHED removes). Our FIN has been queued in exactly
- * the FIN_WAIT1/FIN_WAIT2/CLOSING/LAST_ACK states and, being the last sequence number, is acked when
- * snd_una reaches write_seq; the peer's FIN has been received when tcp_fin() set SOCK_DONE. */
-static __always_inline void payload(const struct sock *sk, const struct tcp_conn *c, __u64 *sent,
-				    __u64 *received)
+ * sequence numbers) read as `acked` and `rcvd`. bytes_acked is the sum of snd_una advances and
+ * bytes_received of rcv_nxt advances, so each also counts the FIN once it is acked / received (and
+ * bytes_acked the SYN on the active side, which the baseline taken at ESTABLISHED removes). Our FIN has
+ * been queued in exactly the FIN_WAIT1/FIN_WAIT2/CLOSING/LAST_ACK states and, being the last sequence
+ * number, is acked when snd_una reaches write_seq; the peer's FIN has been received when tcp_fin() set
+ * SOCK_DONE. */
+static __always_inline void payload_of(const struct sock *sk, const struct tcp_conn *c, __u64 acked,
+				       __u64 rcvd, __u64 *sent, __u64 *received)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
-	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
 	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	unsigned long flags;
 	int done_bit = bpf_core_enum_value(enum sock_flags, SOCK_DONE);
@@ -173,12 +268,22 @@ static __always_inline void payload(const struct sock *sk, const struct tcp_conn
 	*received = rcvd > c->received_base ? rcvd - c->received_base : 0;
 }
 
+/* The same, for a caller that holds the socket lock (state changes, iter/tcp). */
+static __always_inline void payload(const struct sock *sk, const struct tcp_conn *c, __u64 *sent,
+				    __u64 *received)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+
+	payload_of(sk, c, BPF_CORE_READ(tp, bytes_acked), BPF_CORE_READ(tp, bytes_received), sent,
+		   received);
+}
+
 /* Adds what the socket carried since the last fold to its (cgroup, direction) counters. The caller
  * holds the socket lock. */
 static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
 {
 	struct tcp_stats *s;
-	__u64 sent, received;
+	__u64 sent, received, ds, dr;
 
 	payload(sk, c, &sent, &received);
 	if (sent <= c->sent_folded && received <= c->received_folded)
@@ -186,18 +291,20 @@ static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
 	s = stats_slot(c->cgroup_id, c->direction);
 	if (!s)
 		return; /* counted as a stats map error; retried at the next fold */
-	if (sent > c->sent_folded) {
-		__sync_fetch_and_add(&s->sent_bytes, sent - c->sent_folded);
+	ds = sent > c->sent_folded ? sent - c->sent_folded : 0;
+	dr = received > c->received_folded ? received - c->received_folded : 0;
+	if (ds) {
+		__sync_fetch_and_add(&s->sent_bytes, ds);
 		c->sent_folded = sent;
 	}
-	if (received > c->received_folded) {
-		__sync_fetch_and_add(&s->received_bytes, received - c->received_folded);
+	if (dr) {
+		__sync_fetch_and_add(&s->received_bytes, dr);
 		c->received_folded = received;
 	}
+	remote_bytes(c, ds, dr);
 }
 
-static __always_inline void track(const struct sock *sk, const struct tcp_conn_key *key, __u64 cgroup_id,
-				  __u8 direction)
+static __always_inline struct tcp_conn new_conn(const struct sock *sk, __u64 cgroup_id, __u8 direction)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	struct tcp_conn c = {
@@ -209,15 +316,154 @@ static __always_inline void track(const struct sock *sk, const struct tcp_conn_k
 		.state = TCP_ESTABLISHED,
 	};
 
-	if (bpf_map_update_elem(&tcp_conns, key, &c, BPF_NOEXIST))
+	return c;
+}
+
+static __always_inline void track(const struct tcp_conn_key *key, const struct tcp_conn *c)
+{
+	if (bpf_map_update_elem(&tcp_conns, key, c, BPF_NOEXIST))
 		podsight_map_error(&map_errors, TCP_MAP_CONNS);
 }
 
-static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate)
+/* ---- socket storage (fast path) ---- */
+
+static __always_inline struct tcp_conn *sk_conn(const struct sock *sk)
+{
+	return bpf_sk_storage_get(&tcp_sk, (void *)sk, 0, 0);
+}
+
+/* Gives the socket its record, within max_sk_conns. The caller holds the socket lock. */
+static __always_inline void track_sk(const struct sock *sk, struct tcp_conn *init)
+{
+	struct tcp_conn *c = sk_conn(sk);
+
+	if (c) {
+		/* a record left from an earlier life of this socket (connect() after a disconnect) */
+		*c = *init;
+		return;
+	}
+	if (__sync_fetch_and_add(&sk_conns, 1) >= max_sk_conns) {
+		__sync_fetch_and_add(&sk_conns, -1);
+		podsight_map_error(&map_errors, TCP_MAP_CONNS);
+		return;
+	}
+	if (!bpf_sk_storage_get(&tcp_sk, (void *)sk, init, BPF_SK_STORAGE_GET_F_CREATE)) {
+		__sync_fetch_and_add(&sk_conns, -1);
+		podsight_map_error(&map_errors, TCP_MAP_CONNS);
+	}
+}
+
+static __always_inline void untrack_sk(const struct sock *sk)
+{
+	if (bpf_sk_storage_delete(&tcp_sk, (void *)sk) == 0)
+		__sync_fetch_and_add(&sk_conns, -1);
+}
+
+/* Advances *folded to `upto` unless someone got there first; returns the bytes this caller claimed.
+ * Two parties can fold one socket at once (its close, and the one scrape-time iterator run), each
+ * advancing it once, so a compare-and-swap fails at most once; a third try is margin. */
+#define CLAIM_TRY()                                                      \
+	do {                                                             \
+		if (upto <= seen)                                        \
+			return 0;                                        \
+		prev = __sync_val_compare_and_swap(folded, seen, upto); \
+		if (prev == seen)                                        \
+			return upto - seen;                              \
+		seen = prev;                                             \
+	} while (0)
+
+static __always_inline __u64 claim(__u64 *folded, __u64 upto)
+{
+	__u64 seen = *(volatile __u64 *)folded;
+	__u64 prev;
+
+	CLAIM_TRY();
+	CLAIM_TRY();
+	CLAIM_TRY();
+	return 0;
+}
+
+/* Adds payload up to (sent, received) beyond what was already folded, claiming it first so that a
+ * byte is added once whoever else folds the socket at the same time. */
+static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 received)
+{
+	struct tcp_stats *s;
+	__u64 ds, dr;
+
+	if (sent <= *(volatile __u64 *)&c->sent_folded && received <= *(volatile __u64 *)&c->received_folded)
+		return;
+	s = stats_slot(c->cgroup_id, c->direction);
+	if (!s)
+		return; /* counted as a stats map error; retried at the next fold */
+	ds = claim(&c->sent_folded, sent);
+	dr = claim(&c->received_folded, received);
+	if (ds)
+		__sync_fetch_and_add(&s->sent_bytes, ds);
+	if (dr)
+		__sync_fetch_and_add(&s->received_bytes, dr);
+	remote_bytes(c, ds, dr);
+}
+
+/* A full memory barrier: BPF atomic operations that return the old value are fully ordered (lock
+ * xadd on x86-64, ldaddal or a barrier-fenced exclusive loop on arm64). */
+static __always_inline void full_fence(void)
+{
+	__u64 v = __sync_fetch_and_add(&iter_fence, 0);
+
+	asm volatile("" : : "r"(v) : "memory");
+}
+
+/* True while a kernel path may be changing the socket: it holds the socket's spinlock (softirq
+ * receive, timers) or owns the socket (process context, including backlog processing). Every change
+ * to the byte counters, SOCK_DONE, snd_una and the state happens under one of the two. */
+static __always_inline bool sock_busy(const struct sock *sk)
+{
+	__u32 word = 1;
+
+	if (BPF_CORE_READ(sk, sk_lock.owned))
+		return true;
+	/* PREEMPT_RT kernels make the socket spinlock an rt_mutex, which this cannot read: always
+	 * busy there (the agent prefers iter/tcp on such kernels) */
+	if (!bpf_core_field_exists(sk->sk_lock.slock.rlock))
+		return true;
+	bpf_core_read(&word, sizeof(word), &sk->sk_lock.slock.rlock.raw_lock);
+	return word != 0;
+}
+
+/* Folds an open socket without its lock (the socket-storage iterator cannot take it). The byte
+ * counters are single u64 words, but which of them already includes a FIN is only known from other
+ * fields written in the same critical section (the peer's FIN is counted in bytes_received before
+ * tcp_fin() sets SOCK_DONE). So: read the counters, then the lock. If no one holds the lock, whoever
+ * wrote the values we read has released it, and its later writes (SOCK_DONE, the state, snd_una) are
+ * visible to reads made after ours: the FIN corrections are exact. If someone holds it, take what is
+ * payload whatever the FINs did (counters minus one); the close, under the lock, folds the rest. A
+ * fold never claims more than the socket's payload at the moment its counters were read. */
+static __always_inline void fold_unlocked(const struct sock *sk, struct tcp_conn *c)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
+	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
+	__u64 sent, received;
+
+	full_fence();
+	if (sock_busy(sk)) {
+		sent = acked > c->acked_base + 1 ? acked - c->acked_base - 1 : 0;
+		received = rcvd > c->received_base + 1 ? rcvd - c->received_base - 1 : 0;
+	} else {
+		full_fence();
+		payload_of(sk, c, acked, rcvd, &sent, &received);
+	}
+	fold_claim(c, sent, received);
+}
+
+/* ---- handlers, for either place of the record (in_storage is a constant at every call) ---- */
+
+static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate, bool in_storage)
 {
 	struct tcp_conn_key key = {};
 	struct tcp_stats *s;
 	struct tcp_conn *c;
+	struct tcp_conn n;
 	__u64 cgroup_id;
 	__u8 direction;
 
@@ -227,7 +473,19 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
 		direction = oldstate == TCP_SYN_SENT ? TCP_DIR_OUTBOUND : TCP_DIR_INBOUND;
 		cgroup_id = sock_cgroup_id(sk);
-		track(sk, &key, cgroup_id, direction);
+		n = new_conn(sk, cgroup_id, direction);
+		if (remote_enabled && direction == TCP_DIR_OUTBOUND) {
+			struct tcp_remote_stats *r;
+
+			n.remote = remote_of(&key);
+			r = remote_slot(cgroup_id, n.remote);
+			if (r)
+				__sync_fetch_and_add(&r->opened, 1);
+		}
+		if (in_storage)
+			track_sk(sk, &n);
+		else
+			track(&key, &n);
 		s = stats_slot(cgroup_id, direction);
 		if (s)
 			__sync_fetch_and_add(&s->opened, 1);
@@ -235,27 +493,46 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	}
 
 	if (newstate != TCP_CLOSE) {
-		c = bpf_map_lookup_elem(&tcp_conns, &key);
-		if (c)
-			c->state = newstate;
+		if (!in_storage) {
+			c = bpf_map_lookup_elem(&tcp_conns, &key);
+			if (c)
+				c->state = newstate;
+		}
 		return 0;
 	}
 
 	if (oldstate == TCP_SYN_SENT) {
-		s = stats_slot(sock_cgroup_id(sk), TCP_DIR_OUTBOUND);
+		cgroup_id = sock_cgroup_id(sk);
+		s = stats_slot(cgroup_id, TCP_DIR_OUTBOUND);
 		if (s)
 			__sync_fetch_and_add(&s->connect_failures, 1);
+		if (remote_enabled) {
+			struct tcp_remote_stats *r = remote_slot(cgroup_id, remote_of(&key));
+
+			if (r)
+				__sync_fetch_and_add(&r->connect_failures, 1);
+		}
 		return 0;
 	}
 	if (oldstate == TCP_SYN_RECV || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN ||
 	    oldstate == TCP_NEW_SYN_RECV)
 		return 0;
 
-	c = bpf_map_lookup_elem(&tcp_conns, &key);
+	c = in_storage ? sk_conn(sk) : bpf_map_lookup_elem(&tcp_conns, &key);
 	if (c) {
-		fold(sk, c);
+		if (in_storage) {
+			__u64 sent, received;
+
+			payload(sk, c, &sent, &received);
+			fold_claim(c, sent, received);
+		} else {
+			fold(sk, c);
+		}
 		s = stats_slot(c->cgroup_id, c->direction);
-		bpf_map_delete_elem(&tcp_conns, &key);
+		if (in_storage)
+			untrack_sk(sk);
+		else
+			bpf_map_delete_elem(&tcp_conns, &key);
 	} else {
 		/* its entry could not be made (map full): the close still counts */
 		s = stats_slot(sock_cgroup_id(sk), TCP_DIR_UNKNOWN);
@@ -268,13 +545,19 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tcp_state_tp_btf, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return on_state(sk, oldstate, newstate);
+	return on_state(sk, oldstate, newstate, false);
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(tcp_state_tp_btf_sk, const struct sock *sk, const int oldstate, const int newstate)
+{
+	return on_state(sk, oldstate, newstate, true);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int tcp_state_tracepoint(struct state_record *ctx)
 {
-	return on_state(ctx->skaddr, ctx->oldstate, ctx->newstate);
+	return on_state(ctx->skaddr, ctx->oldstate, ctx->newstate, false);
 }
 
 /* tcp_set_state() is where every TCP transition this family counts happens (inet_sk_set_state only
@@ -282,23 +565,30 @@ int tcp_state_tracepoint(struct state_record *ctx)
 SEC("fentry/tcp_set_state")
 int BPF_PROG(tcp_state_fentry, struct sock *sk, int state)
 {
-	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state);
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false);
+}
+
+SEC("fentry/tcp_set_state")
+int BPF_PROG(tcp_state_fentry_sk, struct sock *sk, int state)
+{
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, true);
 }
 
 SEC("kprobe/tcp_set_state")
 int BPF_KPROBE(tcp_state_kprobe, struct sock *sk, int state)
 {
-	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state);
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false);
 }
 
 /* The kernel's TcpRetransSegs adds tcp_skb_pcount(skb) per retransmission: count segments too. */
-static __always_inline int on_retransmit(const struct sock *sk, const struct sk_buff *skb)
+static __always_inline int on_retransmit(const struct sock *sk, const struct sk_buff *skb, bool in_storage)
 {
 	struct tcp_conn_key key = {};
 	const struct tcp_skb_cb *cb;
 	struct tcp_stats *s;
 	struct tcp_conn *c;
 	__u64 cgroup_id;
+	__u32 remote;
 	__u8 direction;
 	__u16 segs;
 
@@ -306,45 +596,59 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 		return 0;
 	cb = (const void *)skb + bpf_core_field_offset(struct sk_buff, cb);
 	segs = BPF_CORE_READ(cb, tcp_gso_segs);
-	c = bpf_map_lookup_elem(&tcp_conns, &key);
+	c = in_storage ? sk_conn(sk) : bpf_map_lookup_elem(&tcp_conns, &key);
 	if (c) {
 		cgroup_id = c->cgroup_id;
 		direction = c->direction;
+		remote = c->remote;
 	} else {
 		cgroup_id = sock_cgroup_id(sk);
 		direction = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT ? TCP_DIR_OUTBOUND :
 											 TCP_DIR_UNKNOWN;
+		/* a SYN: the connection has no record yet */
+		remote = remote_enabled && direction == TCP_DIR_OUTBOUND ? remote_of(&key) : 0;
 	}
 	s = stats_slot(cgroup_id, direction);
 	if (s)
 		__sync_fetch_and_add(&s->retransmits, segs ? segs : 1);
-	return 0;
-}
+	if (remote_enabled && direction == TCP_DIR_OUTBOUND) {
+		struct tcp_remote_stats *r = remote_slot(cgroup_id, remote);
 
-static __always_inline bool retransmit_has_err(void)
-{
-	return bpf_core_field_exists(struct trace_event_raw_tcp_retransmit_skb___err, err);
+		if (r)
+			__sync_fetch_and_add(&r->retransmits, segs ? segs : 1);
+	}
+	return 0;
 }
 
 SEC("tp_btf/tcp_retransmit_skb")
 int tcp_retransmit_tp_btf(__u64 *ctx)
 {
 	/* ctx: sk, skb[, err] */
-	if (retransmit_has_err() && (int)ctx[2] != 0)
+	if (retransmit_err && (int)ctx[2] != 0)
 		return 0;
-	return on_retransmit((const struct sock *)ctx[0], (const struct sk_buff *)ctx[1]);
+	return on_retransmit((const struct sock *)ctx[0], (const struct sk_buff *)ctx[1], false);
+}
+
+SEC("tp_btf/tcp_retransmit_skb")
+int tcp_retransmit_tp_btf_sk(__u64 *ctx)
+{
+	if (retransmit_err && (int)ctx[2] != 0)
+		return 0;
+	return on_retransmit((const struct sock *)ctx[0], (const struct sk_buff *)ctx[1], true);
 }
 
 SEC("tracepoint/tcp/tcp_retransmit_skb")
 int tcp_retransmit_tracepoint(struct retransmit_record *ctx)
 {
-	if (retransmit_has_err()) {
-		struct trace_event_raw_tcp_retransmit_skb___err *r = (void *)ctx;
+	if (retransmit_err_off) {
+		int err = 0;
 
-		if (r->err != 0)
+		/* the verifier takes only constant offsets in the instruction for context loads */
+		bpf_probe_read_kernel(&err, sizeof(err), (void *)ctx + retransmit_err_off);
+		if (err != 0)
 			return 0;
 	}
-	return on_retransmit(ctx->skaddr, ctx->skbaddr);
+	return on_retransmit(ctx->skaddr, ctx->skbaddr, false);
 }
 
 /* A SYN-ACK retransmitted from a listener's request socket: one segment, the listener's workload. */
@@ -372,19 +676,12 @@ int tcp_synack_tracepoint(struct synack_record *ctx)
 	return on_synack(ctx->skaddr);
 }
 
-/* Scrape-time walk of one network namespace's TCP sockets (the iterator sees the namespace of the
- * thread that created it). Folds the payload of every open socket we track; adopts established
- * sockets we do not know yet (open before the agent started) with their current bytes as baseline,
- * so only bytes moved while the agent watches are counted. */
-SEC("iter/tcp")
-int tcp_iter(struct bpf_iter__tcp *ctx)
+/* The open TCP socket behind an iter/tcp element, or NULL for request, time-wait, listening and
+ * not yet (or no longer) established sockets. */
+static __always_inline const struct sock *iter_open_sock(struct sock_common *skc, __u8 *state)
 {
-	struct sock_common *skc = ctx->sk_common;
-	struct tcp_conn_key key = {};
 	struct tcp_sock *tp;
-	struct tcp_conn *c;
 	const struct sock *sk;
-	__u8 state;
 
 	if (!skc)
 		return 0;
@@ -392,32 +689,99 @@ int tcp_iter(struct bpf_iter__tcp *ctx)
 	if (!tp)
 		return 0; /* request and time-wait sockets: nothing to fold */
 	sk = (const struct sock *)tp;
-	state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	if (state == TCP_LISTEN || state == TCP_SYN_SENT || state == TCP_SYN_RECV || state == TCP_CLOSE ||
-	    state == TCP_NEW_SYN_RECV)
+	*state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (*state == TCP_LISTEN || *state == TCP_SYN_SENT || *state == TCP_SYN_RECV || *state == TCP_CLOSE ||
+	    *state == TCP_NEW_SYN_RECV)
 		return 0;
-	if (!make_key(sk, &key))
+	return sk;
+}
+
+/* A record for a socket open before the agent started (or that found no room): direction unknown,
+ * its current payload as baseline, so only bytes moved while the agent watches are counted. The caller
+ * holds the socket lock (iter/tcp). */
+static __always_inline struct tcp_conn adopted_conn(const struct sock *sk, __u8 state)
+{
+	struct tcp_conn n = {
+		.cgroup_id = sock_cgroup_id(sk),
+		.start_ns = bpf_ktime_get_ns(),
+		.direction = TCP_DIR_UNKNOWN,
+		.state = state,
+	};
+	__u64 sent, received;
+
+	payload(sk, &n, &sent, &received);
+	n.acked_base = sent;
+	n.received_base = received;
+	return n;
+}
+
+/* Scrape-time walk of one network namespace's TCP sockets (the iterator sees the namespace of the
+ * thread that created it), for records in tcp_conns. Folds the payload of every open socket we track
+ * and adopts established sockets we do not know yet. */
+SEC("iter/tcp")
+int tcp_iter(struct bpf_iter__tcp *ctx)
+{
+	struct tcp_conn_key key = {};
+	const struct sock *sk;
+	struct tcp_conn *c;
+	struct tcp_conn n;
+	__u8 state = 0;
+
+	sk = iter_open_sock(ctx->sk_common, &state);
+	if (!sk || !make_key(sk, &key))
 		return 0;
 	c = bpf_map_lookup_elem(&tcp_conns, &key);
 	if (c) {
 		fold(sk, c);
 		return 0;
 	}
-	{
-		struct tcp_conn n = {
-			.cgroup_id = sock_cgroup_id(sk),
-			.start_ns = bpf_ktime_get_ns(),
-			.direction = TCP_DIR_UNKNOWN,
-			.state = state,
-		};
-		__u64 sent, received;
+	n = adopted_conn(sk, state);
+	if (bpf_map_update_elem(&tcp_conns, &key, &n, BPF_NOEXIST))
+		podsight_map_error(&map_errors, TCP_MAP_CONNS);
+	return 0;
+}
 
-		payload(sk, &n, &sent, &received);
-		n.acked_base = sent;
-		n.received_base = received;
-		if (bpf_map_update_elem(&tcp_conns, &key, &n, BPF_NOEXIST))
-			podsight_map_error(&map_errors, TCP_MAP_CONNS);
-	}
+/* With records in socket storage, the per-namespace walk runs once, at start-up: it gives the
+ * sockets that were already established a record. */
+SEC("iter/tcp")
+int tcp_iter_adopt(struct bpf_iter__tcp *ctx)
+{
+	struct tcp_conn_key key = {};
+	const struct sock *sk;
+	struct tcp_conn n;
+	__u8 state = 0;
+
+	sk = iter_open_sock(ctx->sk_common, &state);
+	if (!sk || !make_key(sk, &key) || sk_conn(sk))
+		return 0;
+	n = adopted_conn(sk, state);
+	track_sk(sk, &n);
+	return 0;
+}
+
+/* Scrape-time walk of every tracked socket, in every network namespace: the elements of tcp_sk.
+ * Folds what each open socket carried since the last fold and reports it for the active gauge. */
+SEC("iter/bpf_sk_storage_map")
+int tcp_sk_iter(struct bpf_iter__bpf_sk_storage_map *ctx)
+{
+	struct tcp_open_record r = {};
+	struct sock *sk = ctx->sk;
+	struct tcp_conn *c;
+
+	if (!sk || !ctx->value)
+		return 0;
+	/* the record as a map value (the context's pointer is a plain buffer) */
+	c = sk_conn(sk);
+	if (!c)
+		return 0;
+	/* closing right now: its close folds it and counts it closed */
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE)
+		return 0;
+	fold_unlocked(sk, c);
+	r.cgroup_id = c->cgroup_id;
+	r.remote = c->remote;
+	r.direction = c->direction;
+	bpf_seq_write(ctx->meta->seq, &r, sizeof(r));
 	return 0;
 }
 

@@ -6,7 +6,7 @@
 #
 # SUITE picks Debian's linux-image-cloud-amd64 of that release (bookworm: 6.1, bullseye: 5.10). The
 # initramfs holds busybox, the agent and test binaries at their build paths, the outside programs the
-# tests call (ip, iptables, sysctl, true) with their libraries, and the modules they need. Each run
+# tests call (ip, iptables, sysctl, true, setpriv) with their libraries, and the modules they need. Each run
 # prints the test output; the exit status is non-zero if any kernel's run failed.
 # Needs root, a build (scripts/build.sh) and: qemu-system-x86 busybox-static cpio binutils.
 set -euo pipefail
@@ -62,8 +62,8 @@ build_initrd() {  # kernel-pkg-dir out.gz
   mkdir -p "$root/var" && ln -s /run "$root/var/run"
   cp /bin/busybox "$root/bin/busybox"
   for a in $(/bin/busybox --list); do [ -e "$root/bin/$a" ] || ln -s busybox "$root/bin/$a"; done
-  rm -f "$root"/bin/{ip,sysctl,true,iptables}
-  for b in /usr/sbin/ip /usr/sbin/sysctl /usr/bin/true /usr/sbin/xtables-nft-multi \
+  rm -f "$root"/bin/{ip,sysctl,true,iptables,setpriv}
+  for b in /usr/sbin/ip /usr/sbin/sysctl /usr/bin/true /usr/sbin/xtables-nft-multi /usr/bin/setpriv \
     "$src/build/agent/podsight" "$src/build/tests/podsight_integration_tests"; do
     copy_with_libs "$root" "$b"
   done

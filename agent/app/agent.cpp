@@ -2,7 +2,9 @@
 #include "app/agent.hpp"
 
 #include "app/families.hpp"
+#include "collectors/remote.hpp"
 #include "log/log.hpp"
+#include "metadata/remote_watch.hpp"
 #include "podsight/version.hpp"
 
 #include <bpf/bpf.h>
@@ -46,10 +48,13 @@ Agent::Agent(config::Config cfg) : cfg_(std::move(cfg)), registry_(std::make_sha
   std::string root = cfg_.cgroup_root.empty() ? features_.mounts().cgroup2 : cfg_.cgroup_root;
   cgroups_ = std::make_unique<metadata::CgroupPaths>(root);
   pods_ = std::make_unique<metadata::PodStore>(static_cast<std::size_t>(cfg_.kubernetes.max_pods));
+  if (cfg_.programs.tcp.enabled && cfg_.programs.tcp.remote.enabled) {
+    remote_ = std::make_unique<metadata::RemoteIndex>(cfg_.programs.tcp.remote.max_addresses);
+  }
   setup_kubernetes();
   workloads_ = std::make_unique<metadata::WorkloadResolver>(*cgroups_, pods_.get());
   std::vector<const programs::Family*> fams;
-  for (auto& part : make_families(cfg_, *workloads_)) {
+  for (auto& part : make_families(cfg_, *workloads_, remote_.get())) {
     fams.push_back(part.program.get());
     families_.push_back(std::move(part.program));
     collectors_.push_back(std::move(part.collector));
@@ -59,6 +64,11 @@ Agent::Agent(config::Config cfg) : cfg_(std::move(cfg)), registry_(std::make_sha
                                                       cfg_.kubernetes.pod_labels);
     kube_collector_ = k.get();
     collectors_.push_back(std::move(k));
+  }
+  if (remote_) {
+    std::vector<const metadata::Watcher*> watchers;
+    for (const auto& w : remote_watchers_) watchers.push_back(w.get());
+    collectors_.push_back(std::make_unique<collectors::RemoteEndpoints>(*remote_, std::move(watchers)));
   }
   metrics::BudgetOptions budget;
   budget.max_series = static_cast<std::size_t>(cfg_.cardinality.max_series);
@@ -146,11 +156,22 @@ void Agent::setup_kubernetes() {
   opts.page_size = static_cast<std::size_t>(k.list_page_size);
   opts.max_response_bytes = static_cast<std::size_t>(k.max_response_bytes);
   opts.request_timeout = std::chrono::seconds(k.request_timeout_seconds);
+  if (remote_) {
+    // The whole cluster's pods and services: every node's agent lists and watches them (opt-in, see
+    // docs/configuration.md for the cost).
+    metadata::WatchOptions ropts = opts;
+    ropts.node_name.clear();
+    remote_watchers_.push_back(std::make_unique<metadata::Watcher>(
+        *api, ropts, std::make_unique<metadata::ClusterPods>(*remote_, ropts.limits)));
+    remote_watchers_.push_back(std::make_unique<metadata::Watcher>(
+        *api, ropts, std::make_unique<metadata::Services>(*remote_, ropts.limits)));
+  }
   watcher_ = std::make_unique<metadata::PodWatcher>(std::move(*api), std::move(opts), *pods_);
 }
 
 void Agent::start_background() {
   if (watcher_) watcher_->start();
+  for (auto& w : remote_watchers_) w->start();
   gc_->start();
 }
 
@@ -234,6 +255,7 @@ void Agent::stop() {
   if (http_) http_->stop();
   gc_->stop();  // before the families: it walks their maps
   if (watcher_) watcher_->stop();
+  for (auto& w : remote_watchers_) w->stop();
   for (auto& f : families_) f->stop();
   stats_fd_.reset();
 }
@@ -304,7 +326,7 @@ Readiness Agent::readiness() const {
     status = "not_ready";
     code = 503;
   } else if (any_degraded || kube == metadata::SyncState::kConnecting ||
-             kube == metadata::SyncState::kStale) {
+             kube == metadata::SyncState::kStale || !remote_in_sync()) {
     // An unreachable or slow API server is the cluster's problem, not this node's: metrics are served
     // with the labels we know, and every agent of the DaemonSet going unready would help nobody.
     status = "degraded";
@@ -313,8 +335,27 @@ Readiness Agent::readiness() const {
   return {code, body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n"};
 }
 
+bool Agent::remote_in_sync() const {
+  for (const auto& w : remote_watchers_) {
+    if (w->status().state != metadata::SyncState::kSynced) return false;
+  }
+  return true;
+}
+
 nlohmann::json Agent::kubernetes_readiness() const {
   nlohmann::json k{{"state", std::string(metadata::to_string(kube_collector_->state()))}};
+  if (remote_) {
+    // Remote labels: whether the cluster-wide watches are current (a failing one degrades readiness:
+    // missing RBAC on services shows here).
+    nlohmann::json r = nlohmann::json::object();
+    for (const auto& w : remote_watchers_) {
+      const auto st = w->status();
+      r[w->resource()] = {{"state", std::string(metadata::to_string(st.state))}, {"error", st.error}};
+    }
+    const auto c = remote_->counts();
+    r["addresses"] = c.pod + c.service + c.node;
+    k["remote"] = r;
+  }
   if (!watcher_) {
     k["error"] = kube_error_;
     return k;
@@ -373,6 +414,7 @@ int Agent::check(std::ostream& out) {
     auto st = f->status();
     std::string detail(programs::to_string(st.state));
     if (!st.variant.empty()) detail += ", variant " + st.variant;
+    if (auto d = f->detail(); !d.empty() && !st.variant.empty()) detail += ", " + d;
     if (!st.error.empty()) detail += ": " + st.error;
     bool ok = st.state == programs::State::kAttached || st.state == programs::State::kDisabled;
     rows.push_back({"program " + std::string(f->name()), ok, detail});

@@ -13,6 +13,7 @@
 #include "metadata/gc.hpp"
 #include "metadata/kube_watch.hpp"
 #include "metadata/pods.hpp"
+#include "metadata/remote.hpp"
 #include "metadata/workload.hpp"
 #include "metrics/exposition.hpp"
 #include "metrics/series_budget.hpp"
@@ -66,6 +67,8 @@ class Agent {
   void enable_bpf_stats();
   void setup_kubernetes();
   [[nodiscard]] nlohmann::json kubernetes_readiness() const;
+  // Every cluster-wide watch of the remote labels is synced (true when there are none).
+  [[nodiscard]] bool remote_in_sync() const;
 
   config::Config cfg_;
   bpf::Features features_;
@@ -75,6 +78,10 @@ class Agent {
   metadata::SyncState kube_state_ = metadata::SyncState::kDisabled;  // when there is no watcher
   std::string kube_error_;  // why the Kubernetes configuration failed
   std::unique_ptr<metadata::WorkloadResolver> workloads_;
+  // Remote labels of outbound TCP (programs.tcp.remote): the index and the cluster-wide pod and
+  // service watches feeding it. Declared before families_, which use it until they stop.
+  std::unique_ptr<metadata::RemoteIndex> remote_;
+  std::vector<std::unique_ptr<metadata::Watcher>> remote_watchers_;
   std::vector<std::unique_ptr<programs::Family>> families_;
   std::vector<std::unique_ptr<collectors::Collector>> collectors_;
   std::shared_ptr<prometheus::Registry> registry_;

@@ -12,7 +12,8 @@
 
 namespace podsight::app {
 
-std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::WorkloadResolver& workloads) {
+std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::WorkloadResolver& workloads,
+                                       metadata::RemoteIndex* remote) {
   std::vector<FamilyParts> parts;
   {
     auto p = std::make_unique<programs::Exec>(cfg.programs.exec);
@@ -20,8 +21,10 @@ std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::Work
     parts.push_back({std::move(p), std::move(c)});
   }
   {
-    auto p = std::make_unique<programs::Tcp>(cfg.programs.tcp);
-    auto c = std::make_unique<collectors::Tcp>(*p, workloads);
+    auto p = std::make_unique<programs::Tcp>(cfg.programs.tcp, remote);
+    auto c =
+        std::make_unique<collectors::Tcp>(*p, workloads, cfg.programs.tcp.remote.enabled ? remote : nullptr,
+                                          std::chrono::seconds(cfg.gc.grace_period_seconds));
     parts.push_back({std::move(p), std::move(c)});
   }
   {

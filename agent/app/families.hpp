@@ -3,6 +3,7 @@
 
 #include "collectors/collector.hpp"
 #include "config/config.hpp"
+#include "metadata/remote.hpp"
 #include "metadata/workload.hpp"
 #include "programs/program.hpp"
 
@@ -16,6 +17,8 @@ struct FamilyParts {
   std::unique_ptr<collectors::Collector> collector;
 };
 
-std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::WorkloadResolver& workloads);
+// `remote`: the remote-address index when programs.tcp.remote is enabled, else null.
+std::vector<FamilyParts> make_families(const config::Config& cfg, metadata::WorkloadResolver& workloads,
+                                       metadata::RemoteIndex* remote = nullptr);
 
 }  // namespace podsight::app

@@ -106,6 +106,12 @@ void read_programs(ObjectReader r, ProgramsConfig& p) {
   tcp.choice("variant", {"auto", "tp_btf", "fentry", "tracepoint", "kprobe"}, p.tcp.variant);
   tcp.integer("max_connections", 1, 1 << 20, p.tcp.max_connections);
   tcp.integer("max_entries", 1, 1 << 20, p.tcp.max_entries);
+  tcp.choice("open_connections", {"auto", "sk_storage", "iter_tcp"}, p.tcp.open_connections);
+  auto remote = tcp.object("remote");
+  remote.boolean("enabled", p.tcp.remote.enabled);
+  remote.integer("max_entries", 1, 1 << 20, p.tcp.remote.max_entries);
+  remote.integer("max_addresses", 1, 1 << 22, p.tcp.remote.max_addresses);
+  remote.reject_unknown();
   tcp.reject_unknown();
   r.reject_unknown();
 }

@@ -45,11 +45,21 @@ struct XdpConfig {
   static std::vector<std::string> default_xdp_exclude();
 };
 
+// programs.tcp.remote: outbound connections by remote endpoint (opt-in; docs/configuration.md).
+struct TcpRemoteConfig {
+  bool enabled = false;
+  std::uint32_t max_entries = 16384;    // (cgroup, remote endpoint) counter slots (tcp_remote_stats)
+  std::uint32_t max_addresses = 65536;  // pod, service and node addresses known (tcp_remote_addrs)
+};
+
 struct TcpConfig {
   bool enabled = true;
   std::string variant = "auto";  // auto | tp_btf | fentry | tracepoint | kprobe
   std::uint32_t max_connections = 65536;  // open connections tracked at once (tcp_conns)
   std::uint32_t max_entries = 16384;      // (cgroup, direction) counter slots (tcp_stats)
+  // How bytes of open connections are read at scrape time: auto | sk_storage | iter_tcp.
+  std::string open_connections = "auto";
+  TcpRemoteConfig remote;
 };
 
 struct ProgramsConfig {

@@ -89,33 +89,34 @@ std::string_view to_string(WatchError e) {
   return "unknown";
 }
 
-PodWatcher::PodWatcher(ApiServer api, WatchOptions options, PodStore& store)
-    : api_(std::move(api)), options_(std::move(options)), store_(store) {}
+Watcher::Watcher(ApiServer api, WatchOptions options, std::unique_ptr<WatchTarget> target)
+    : api_(std::move(api)), options_(std::move(options)), target_(std::move(target)) {}
 
-PodWatcher::~PodWatcher() { stop(); }
+Watcher::~Watcher() { stop(); }
 
-void PodWatcher::start() {
+void Watcher::start() {
   if (thread_.joinable()) return;
-  log::info("watching pods",
-            {{"api_server", api_.url()}, {"source", api_.source}, {"node", options_.node_name}});
+  log::info("watching " + target_->resource(),
+            {{"api_server", api_.url()}, {"source", api_.source}, {"path", target_->path()}});
   thread_ = std::thread([this] { run(); });
 }
 
-void PodWatcher::stop() {
+void Watcher::stop() {
   cancel_.cancel();
   if (thread_.joinable()) thread_.join();
 }
 
-PodWatcher::Status PodWatcher::status() const {
+Watcher::Status Watcher::status() const {
   std::lock_guard lock(mu_);
   return status_;
 }
 
-std::string PodWatcher::pods_path() const {
-  return api_.base_path + "/api/v1/pods?fieldSelector=" + url_encode("spec.nodeName=" + options_.node_name);
+std::string Watcher::query_path() const {
+  std::string p = api_.base_path + target_->path();
+  return p + (p.find('?') == std::string::npos ? "?" : "&");
 }
 
-PodWatcher::Attempt PodWatcher::from_http(const HttpOutcome& o, const std::string& what) {
+Watcher::Attempt Watcher::from_http(const HttpOutcome& o, const std::string& what) {
   Attempt a;
   a.message = what + ": " + o.message;
   switch (*o.failure) {
@@ -138,7 +139,7 @@ PodWatcher::Attempt PodWatcher::from_http(const HttpOutcome& o, const std::strin
   return a;
 }
 
-void PodWatcher::failed(const Attempt& a) {
+void Watcher::failed(const Attempt& a) {
   errors_[static_cast<std::size_t>(a.error)].fetch_add(1);
   std::lock_guard lock(mu_);
   if (status_.state == SyncState::kSynced) status_.state = SyncState::kStale;
@@ -148,18 +149,17 @@ void PodWatcher::failed(const Attempt& a) {
                                               {"state", std::string(to_string(status_.state))}});
 }
 
-void PodWatcher::set_synced() {
+void Watcher::set_synced() {
   std::lock_guard lock(mu_);
   if (status_.state != SyncState::kSynced) {
-    log::info("pod metadata in sync with the Kubernetes API",
-              {{"pods", store_.live()}, {"node", options_.node_name}});
+    log::info("in sync with the Kubernetes API", {{"resource", target_->resource()}});
   }
   status_.state = SyncState::kSynced;
   status_.error.clear();
   status_.last_sync_unix = unix_now();
 }
 
-PodWatcher::Listed PodWatcher::list_all(const std::string& resource_version) {
+Watcher::Listed Watcher::list_all(const std::string& resource_version) {
   Listed out;
   std::size_t page_size = std::max<std::size_t>(1, options_.page_size);
   std::string cont;
@@ -170,7 +170,7 @@ PodWatcher::Listed PodWatcher::list_all(const std::string& resource_version) {
       out.attempt.message = creds.error().message();
       return out;
     }
-    std::string target = pods_path() + "&limit=" + std::to_string(page_size);
+    std::string target = query_path() + "limit=" + std::to_string(page_size);
     if (!cont.empty()) {
       target += "&continue=" + url_encode(cont);
     } else if (!resource_version.empty()) {
@@ -204,33 +204,37 @@ PodWatcher::Listed PodWatcher::list_all(const std::string& resource_version) {
     if (too_large) {
       // Smaller pages next time, from the start (a continue token belongs to its page size's list).
       out.attempt.error = WatchError::kTooLarge;
-      out.attempt.message = "pod list page larger than " + std::to_string(options_.max_response_bytes) +
+      out.attempt.message = target_->resource() + " list page larger than " +
+                            std::to_string(options_.max_response_bytes) +
                             " bytes (limit=" + std::to_string(page_size) + ")";
+      target_->discard_list();
       if (page_size == 1) return out;
       errors_[static_cast<std::size_t>(WatchError::kTooLarge)].fetch_add(1);
-      log::warn("pod list page too large, asking for smaller pages", {{"limit", page_size / 2}});
+      log::warn("list page too large, asking for smaller pages",
+                {{"resource", target_->resource()}, {"limit", page_size / 2}});
       page_size /= 2;
       cont.clear();
-      out.pods.clear();
       out.skipped = 0;
       continue;
     }
     if (!outcome.ok() && !(outcome.failure == HttpFailure::kAborted && status != 200)) {
-      out.attempt = from_http(outcome, "list pods");
+      out.attempt = from_http(outcome, "list " + target_->resource());
       return out;
     }
     if (status == 410) {
       out.attempt.gone = true;
-      out.attempt.message = "list pods: 410 Gone: " + status_message(body);
+      out.attempt.message = "list " + target_->resource() + ": 410 Gone: " + status_message(body);
       return out;
     }
     if (status != 200) {
       out.attempt.error = WatchError::kHttp;
-      out.attempt.message = "list pods: HTTP " + std::to_string(status) + ": " + status_message(body);
+      out.attempt.message =
+          "list " + target_->resource() + ": HTTP " + std::to_string(status) + ": " + status_message(body);
       return out;
     }
-    auto page = decode_pod_list(body, options_.labels, options_.limits);
+    auto page = target_->add_page(body);
     if (!page) {
+      target_->discard_list();
       out.attempt.error = WatchError::kDecode;
       out.attempt.message = page.error().message();
       return out;
@@ -239,11 +243,9 @@ PodWatcher::Listed PodWatcher::list_all(const std::string& resource_version) {
     body.shrink_to_fit();
     out.skipped += page->skipped;
     if (page->skipped > 0) {
-      log::warn("pods in the list could not be decoded and are ignored",
-                {{"count", page->skipped}, {"first", page->first_skip_reason}});
-    }
-    for (auto& p : page->pods) {
-      if (p.node == options_.node_name) out.pods.push_back(std::move(p));
+      log::warn(
+          "objects in the list could not be decoded and are ignored",
+          {{"resource", target_->resource()}, {"count", page->skipped}, {"first", page->first_skip_reason}});
     }
     out.resource_version = page->resource_version;
     if (page->continue_token.empty()) break;
@@ -253,13 +255,15 @@ PodWatcher::Listed PodWatcher::list_all(const std::string& resource_version) {
   return out;
 }
 
-Result<std::size_t> PodWatcher::list_once() {
+Result<std::size_t> Watcher::list_once() {
   auto l = list_all("0");
+  const std::size_t n = target_->listed();
+  target_->discard_list();
   if (!l.attempt.ok) return Error{l.attempt.message, api_.url(), 0};
-  return l.pods.size();
+  return n;
 }
 
-PodWatcher::Attempt PodWatcher::watch(std::string& resource_version, std::uint64_t& events_seen) {
+Watcher::Attempt Watcher::watch(std::string& resource_version, std::uint64_t& events_seen) {
   Attempt a;
   auto creds = load_credentials(api_);
   if (!creds) {
@@ -272,7 +276,7 @@ PodWatcher::Attempt PodWatcher::watch(std::string& resource_version, std::uint64
   const auto hi = std::max(lo, static_cast<std::int64_t>(options_.watch_timeout_max.count()));
   const auto timeout_s = std::uniform_int_distribution<std::int64_t>(lo, hi)(rng);
   const std::string target =
-      pods_path() + "&watch=1&allowWatchBookmarks=true&resourceVersion=" + url_encode(resource_version) +
+      query_path() + "watch=1&allowWatchBookmarks=true&resourceVersion=" + url_encode(resource_version) +
       "&timeoutSeconds=" + std::to_string(timeout_s);
   std::vector<std::pair<std::string, std::string>> headers;
   if (!creds->bearer.empty()) headers.emplace_back("Authorization", "Bearer " + creds->bearer);
@@ -287,36 +291,31 @@ PodWatcher::Attempt PodWatcher::watch(std::string& resource_version, std::uint64
   auto handle_line = [&](std::string_view text) -> bool {
     while (!text.empty() && (text.back() == '\r' || text.back() == ' ')) text.remove_suffix(1);
     if (text.empty()) return true;
-    auto ev = decode_watch_event(text, options_.labels, options_.limits);
+    auto ev = target_->apply_event(text);
     if (!ev) {
       abandon = Attempt{false, false, WatchError::kDecode, ev.error().message()};
       return false;
     }
     ++events_seen;
     events_.fetch_add(1);
+    if (!ev->refused.empty()) {
+      errors_[static_cast<std::size_t>(WatchError::kTooManyPods)].fetch_add(1);
+      log::warn("store full: object ignored", {{"resource", target_->resource()}, {"object", ev->refused}});
+    }
     switch (ev->type) {
       case EventType::kAdded:
       case EventType::kModified:
-        if (ev->pod.node == options_.node_name) {
-          const std::string uid = ev->pod.uid;
-          if (!store_.upsert(std::move(ev->pod))) {
-            errors_[static_cast<std::size_t>(WatchError::kTooManyPods)].fetch_add(1);
-            log::warn("pod store full (kubernetes.max_pods): pod ignored", {{"uid", uid}});
-          }
-        }
-        break;
       case EventType::kDeleted:
-        store_.remove(ev->pod.uid, Clock::now());
-        break;
       case EventType::kBookmark:
         break;
       case EventType::kError:
         if (ev->code == 410) {
-          abandon = Attempt{false, true, WatchError::kHttp, "watch pods: 410 Gone: " + ev->message};
+          abandon = Attempt{false, true, WatchError::kHttp,
+                            "watch " + target_->resource() + ": 410 Gone: " + ev->message};
         } else {
-          abandon = Attempt{
-              false, false, WatchError::kHttp,
-              "watch pods: ERROR event " + std::to_string(ev->code) + " " + ev->reason + ": " + ev->message};
+          abandon = Attempt{false, false, WatchError::kHttp,
+                            "watch " + target_->resource() + ": ERROR event " + std::to_string(ev->code) +
+                                " " + ev->reason + ": " + ev->message};
         }
         return false;
     }
@@ -368,17 +367,19 @@ PodWatcher::Attempt PodWatcher::watch(std::string& resource_version, std::uint64
       });
   if (abandon) return *abandon;
   if (status != 0 && status != 200) {
-    if (status == 410) return Attempt{false, true, WatchError::kHttp, "watch pods: 410 Gone"};
+    if (status == 410)
+      return Attempt{false, true, WatchError::kHttp, "watch " + target_->resource() + ": 410 Gone"};
     return Attempt{false, false, WatchError::kHttp,
-                   "watch pods: HTTP " + std::to_string(status) + ": " + status_message(error_body)};
+                   "watch " + target_->resource() + ": HTTP " + std::to_string(status) + ": " +
+                       status_message(error_body)};
   }
-  if (!outcome.ok()) return from_http(outcome, "watch pods");
+  if (!outcome.ok()) return from_http(outcome, "watch " + target_->resource());
   // A clean end of the stream; a partial last line was cut off by the server and is dropped.
   a.ok = true;
   return a;
 }
 
-void PodWatcher::run() {
+void Watcher::run() {
   Backoff backoff(options_.backoff_initial, options_.backoff_max);
   std::string resource_version;
   std::string list_version = "0";
@@ -400,10 +401,10 @@ void PodWatcher::run() {
         continue;
       }
       if (l.skipped > 0) errors_[static_cast<std::size_t>(WatchError::kDecode)].fetch_add(l.skipped);
-      const std::size_t rejected = store_.replace(std::move(l.pods), Clock::now());
+      const std::size_t rejected = target_->commit_list();
       if (rejected > 0) {
         errors_[static_cast<std::size_t>(WatchError::kTooManyPods)].fetch_add(rejected);
-        log::warn("pod store full (kubernetes.max_pods): pods ignored", {{"count", rejected}});
+        log::warn("store full: objects ignored", {{"resource", target_->resource()}, {"count", rejected}});
       }
       resource_version = l.resource_version;
       list_version = resource_version;
@@ -435,5 +436,58 @@ void PodWatcher::run() {
     if (!cancel_.sleep_for(backoff.next())) break;
   }
 }
+
+NodePods::NodePods(PodStore& store, std::string node_name, LabelAllowlist labels, DecodeLimits limits)
+    : store_(store), node_(std::move(node_name)), labels_(std::move(labels)), limits_(limits) {}
+
+std::string NodePods::path() const {
+  return "/api/v1/pods?fieldSelector=" + url_encode("spec.nodeName=" + node_);
+}
+
+Result<ListPage> NodePods::add_page(std::string_view body) {
+  auto page = decode_pod_list(body, labels_, limits_);
+  if (!page) return page.error();
+  // A server that ignores the field selector (a broken proxy) must not fill the store with the
+  // whole cluster.
+  for (auto& p : page->pods) {
+    if (p.node == node_) pods_.push_back(std::move(p));
+  }
+  return ListPage{std::move(page->resource_version), std::move(page->continue_token), page->skipped,
+                  std::move(page->first_skip_reason)};
+}
+
+std::size_t NodePods::commit_list() {
+  auto pods = std::move(pods_);
+  pods_.clear();
+  return store_.replace(std::move(pods), Clock::now());
+}
+
+Result<AppliedEvent> NodePods::apply_event(std::string_view line) {
+  auto ev = decode_watch_event(line, labels_, limits_);
+  if (!ev) return ev.error();
+  AppliedEvent out{
+      ev->type, std::move(ev->resource_version), ev->code, std::move(ev->reason), std::move(ev->message), {}};
+  switch (ev->type) {
+    case EventType::kAdded:
+    case EventType::kModified:
+      if (ev->pod.node == node_) {
+        std::string uid = ev->pod.uid;
+        if (!store_.upsert(std::move(ev->pod))) out.refused = "pod " + uid + " (kubernetes.max_pods)";
+      }
+      break;
+    case EventType::kDeleted:
+      store_.remove(ev->pod.uid, Clock::now());
+      break;
+    case EventType::kBookmark:
+    case EventType::kError:
+      break;
+  }
+  return out;
+}
+
+PodWatcher::PodWatcher(ApiServer api, WatchOptions options, PodStore& store)
+    : Watcher(api, options,
+              std::make_unique<NodePods>(store, options.node_name, options.labels, options.limits)),
+      store_(store) {}
 
 }  // namespace podsight::metadata

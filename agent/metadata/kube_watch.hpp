@@ -1,6 +1,8 @@
-// Keeps the PodStore in step with the Kubernetes API: list this node's pods (paged), then watch from the
+// Keeps a local copy of Kubernetes objects in step with the API: list them (paged), then watch from the
 // list's resourceVersion with bookmarks; re-list when the API says 410 Gone; exponential backoff with
-// jitter on errors. One background thread, woken and joined by stop() at once.
+// jitter on errors. One background thread, woken and joined by stop() at once. What is listed and where
+// it goes is a WatchTarget: this node's pods into the PodStore (PodWatcher), or the cluster's pods and
+// services into the remote-address index.
 #pragma once
 
 #include "metadata/kube_config.hpp"
@@ -12,6 +14,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
@@ -58,17 +61,53 @@ enum class WatchError {
 };
 std::string_view to_string(WatchError e);
 
-class PodWatcher {
+// One list page as a WatchTarget took it.
+struct ListPage {
+  std::string resource_version;
+  std::string continue_token;
+  std::size_t skipped = 0;  // items that were not valid objects
+  std::string first_skip_reason;
+};
+
+// One watch event as a WatchTarget applied it.
+struct AppliedEvent {
+  EventType type = EventType::kError;
+  std::string resource_version;  // all but kError
+  int code = 0;                  // kError: the metav1.Status (410 when the resource version expired)
+  std::string reason;
+  std::string message;
+  std::string refused;  // non-empty: the object did not fit (its name, for the log)
+};
+
+// What a Watcher lists and watches, and where the objects go. Called from the watcher's thread only.
+class WatchTarget {
  public:
-  PodWatcher(ApiServer api, WatchOptions options, PodStore& store);
-  ~PodWatcher();
-  PodWatcher(const PodWatcher&) = delete;
-  PodWatcher& operator=(const PodWatcher&) = delete;
+  virtual ~WatchTarget() = default;
+  [[nodiscard]] virtual std::string resource() const = 0;  // "pods", for messages
+  // The collection's path and query, without the list or watch parameters: "/api/v1/services",
+  // "/api/v1/pods?fieldSelector=...".
+  [[nodiscard]] virtual std::string path() const = 0;
+  // Decodes one list page and keeps its objects until commit_list(); an error rejects the page.
+  virtual Result<ListPage> add_page(std::string_view body) = 0;
+  [[nodiscard]] virtual std::size_t listed() const = 0;  // objects kept from the pages so far
+  virtual void discard_list() = 0;
+  // The list is complete: its objects replace what was known. Returns how many did not fit.
+  virtual std::size_t commit_list() = 0;
+  // Decodes and applies one line of a watch stream.
+  virtual Result<AppliedEvent> apply_event(std::string_view line) = 0;
+};
+
+class Watcher {
+ public:
+  Watcher(ApiServer api, WatchOptions options, std::unique_ptr<WatchTarget> target);
+  virtual ~Watcher();
+  Watcher(const Watcher&) = delete;
+  Watcher& operator=(const Watcher&) = delete;
 
   void start();
   void stop();  // wakes the thread wherever it waits and joins it; idempotent
 
-  // One full list without touching the store (for `podsight --check`): the node's pod count.
+  // One full list without touching the target's store (for `podsight --check`): the object count.
   Result<std::size_t> list_once();
 
   struct Status {
@@ -87,6 +126,7 @@ class PodWatcher {
   [[nodiscard]] std::uint64_t errors(WatchError e) const {
     return errors_[static_cast<std::size_t>(e)].load();
   }
+  [[nodiscard]] std::string resource() const { return target_->resource(); }
 
  private:
   struct Attempt {
@@ -98,7 +138,6 @@ class PodWatcher {
   struct Listed {
     Attempt attempt;
     std::string resource_version;
-    std::vector<Pod> pods;
     std::size_t skipped = 0;
   };
 
@@ -107,12 +146,13 @@ class PodWatcher {
   Attempt watch(std::string& resource_version, std::uint64_t& events_seen);
   void failed(const Attempt& a);
   void set_synced();
-  std::string pods_path() const;
+  // The target's path with the separator before the next query parameter ('?' or '&').
+  [[nodiscard]] std::string query_path() const;
   static Attempt from_http(const HttpOutcome& o, const std::string& what);
 
   ApiServer api_;
   WatchOptions options_;
-  PodStore& store_;
+  std::unique_ptr<WatchTarget> target_;
   Canceller cancel_;
   std::thread thread_;
   mutable std::mutex mu_;
@@ -122,6 +162,36 @@ class PodWatcher {
   std::atomic<std::uint64_t> watch_restarts_{0};
   std::atomic<std::uint64_t> events_{0};
   std::array<std::atomic<std::uint64_t>, static_cast<std::size_t>(WatchError::kCount)> errors_{};
+};
+
+// This node's pods (fieldSelector spec.nodeName) into a PodStore.
+class NodePods final : public WatchTarget {
+ public:
+  NodePods(PodStore& store, std::string node_name, LabelAllowlist labels, DecodeLimits limits);
+  [[nodiscard]] std::string resource() const override { return "pods"; }
+  [[nodiscard]] std::string path() const override;
+  Result<ListPage> add_page(std::string_view body) override;
+  [[nodiscard]] std::size_t listed() const override { return pods_.size(); }
+  void discard_list() override { pods_.clear(); }
+  std::size_t commit_list() override;
+  Result<AppliedEvent> apply_event(std::string_view line) override;
+
+ private:
+  PodStore& store_;
+  std::string node_;
+  LabelAllowlist labels_;
+  DecodeLimits limits_;
+  std::vector<Pod> pods_;  // the list being read
+};
+
+// The watcher of this node's pods.
+class PodWatcher final : public Watcher {
+ public:
+  PodWatcher(ApiServer api, WatchOptions options, PodStore& store);
+  [[nodiscard]] const PodStore& store() const { return store_; }
+
+ private:
+  PodStore& store_;
 };
 
 }  // namespace podsight::metadata

@@ -66,6 +66,9 @@ class Family {
   // fd of the family's per-CPU map_errors array and its length, or -1.
   [[nodiscard]] virtual int map_errors_fd() const = 0;
   [[nodiscard]] virtual std::uint32_t map_errors_entries() const = 0;
+  // A choice made at start-up besides the variant, for `podsight --check` (e.g. how the tcp family
+  // reads open connections); empty when there is none.
+  [[nodiscard]] virtual std::string detail() const { return {}; }
 
  protected:
   // Loads and attaches; returns the variant used, or an error. On error the implementation must have

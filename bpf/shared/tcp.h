@@ -38,7 +38,43 @@ struct tcp_conn {
 	__u64 received_base;
 	__u8 direction; /* enum tcp_direction */
 	__u8 state; /* TCP state of the last transition seen */
-	__u8 pad[6];
+	__u8 pad[2];
+	__u32 remote; /* outbound, with remote labels on: the remote endpoint id at connect time */
+};
+
+/* What the scrape-time iterator over socket storage (iter/bpf_sk_storage_map) writes for each
+ * tracked socket that is still open, for the active-connections gauge. */
+struct tcp_open_record {
+	__u64 cgroup_id;
+	__u32 remote; /* tcp_conn.remote */
+	__u8 direction; /* enum tcp_direction */
+	__u8 pad[3];
+};
+
+/* Remote labels (opt-in): endpoint ids the programs give by themselves; the agent's start here. */
+#define TCP_REMOTE_EXTERNAL 0 /* an address the agent did not name */
+#define TCP_REMOTE_LOCAL 1 /* loopback */
+#define TCP_REMOTE_FIRST 16
+
+/* Key of tcp_remote_addrs (address -> endpoint id, written by the agent): IPv6, IPv4 as
+ * ::ffff:a.b.c.d. */
+struct tcp_remote_addr {
+	__u8 addr[16];
+};
+
+/* Counters of outbound connections per (cgroup, remote endpoint). */
+struct tcp_remote_key {
+	__u64 cgroup_id;
+	__u32 remote;
+	__u32 pad;
+};
+
+struct tcp_remote_stats {
+	__u64 opened;
+	__u64 connect_failures;
+	__u64 sent_bytes;
+	__u64 received_bytes;
+	__u64 retransmits;
 };
 
 /* Counters per (cgroup, direction). */
@@ -61,6 +97,7 @@ struct tcp_stats {
 enum tcp_map_index {
 	TCP_MAP_CONNS = 0,
 	TCP_MAP_STATS = 1,
+	TCP_MAP_REMOTE = 2, /* tcp_remote_stats */
 	TCP_MAP_NR,
 };
 

@@ -88,7 +88,7 @@ TEST_F(Probes, ReadyWhenEveryFamilyIsAttachedAndPodsAreInSync) {
   ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); })) << agent.get(readiness_).body;
   const auto doc = expect_probes(agent, 200, "ready");
   EXPECT_EQ(doc["kubernetes"]["state"], "synced");
-  EXPECT_NE(agent.logs().find("pod metadata in sync with the Kubernetes API"), std::string::npos)
+  EXPECT_NE(agent.logs().find(R"("msg":"in sync with the Kubernetes API","resource":"pods")"), std::string::npos)
       << agent.logs();
 }
 

@@ -1,9 +1,9 @@
 // tcp family against the real kernel: connections from a client in cgroup A (its own network
 // namespace) to a server in cgroup B, counted exactly per workload and direction for every variant this
-// kernel supports; payload bytes exact while the connections are open and after they close;
-// retransmissions equal to the kernel's own count; a full map keeps counting; an unsupported forced
-// variant fails alone.
-#include "bpf/probe.hpp"
+// kernel supports and both ways of reading open connections (socket storage, per-namespace iter/tcp);
+// payload bytes exact while the connections are open and after they close; retransmissions equal to
+// the kernel's own count; a full map keeps counting; an unsupported forced variant fails alone; socket
+// storage needs no CAP_SYS_ADMIN to see other namespaces.
 #include "integration/support/harness.hpp"
 #include "integration/support/net.hpp"
 #include "integration/support/tcp_traffic.hpp"
@@ -43,35 +43,53 @@ Scrape scrape_until(AgentProcess& agent, Pred done) {
   }
 }
 
-// Whether this kernel can run a lifecycle variant, asked the way the agent's own probes ask.
-bool kernel_supports(const std::string& variant) {
-  bpf::Features f;
-  if (variant == "tp_btf") return f.has_tp_btf("inet_sock_set_state");
-  if (variant == "fentry") return f.can_load_fentry("tcp_set_state");
-  if (variant == "tracepoint") return f.has_tracepoint("sock", "inet_sock_set_state");
-  if (variant == "kprobe") return f.has_kprobes();
+std::string tcp_config(const std::string& variant, const std::string& method = "auto",
+                       const std::string& extra = "") {
+  return R"({"programs": {"tcp": {"variant": ")" + variant + R"(", "open_connections": ")" + method + "\"" +
+         extra + "}}}";
+}
+
+// A lifecycle variant and a way of reading open connections.
+using Path = std::pair<std::string, std::string>;
+const std::vector<Path> kPaths = {{"tp_btf", "sk_storage"},   {"tp_btf", "iter_tcp"},
+                                  {"fentry", "sk_storage"},   {"fentry", "iter_tcp"},
+                                  {"tracepoint", "iter_tcp"}, {"kprobe", "iter_tcp"}};
+
+// Skips (returns true) when this kernel cannot run `path`.
+bool skip_unsupported(const Path& path, std::string& why) {
+  if (!kernel_supports_tcp_variant(path.first)) {
+    why = "this kernel has no " + path.first;
+    return true;
+  }
+  if (path.second == "iter_tcp" && !agents_may_setns()) {
+    why = "iter_tcp reads other namespaces' open connections with setns(), and the agents may not";
+    return true;
+  }
+  if (path.second == "sk_storage" && !kernel_supports_tcp_sk_storage(path.first)) {
+    why = "no socket storage for " + path.first + " on this kernel";
+    return true;
+  }
   return false;
 }
 
-std::string tcp_config(const std::string& variant, const std::string& extra = "") {
-  return R"({"programs": {"tcp": {"variant": ")" + variant + "\"" + extra + "}}}";
-}
-
 // Every variant runs the same tests on kernels that offer it (fentry and kprobe are absent on the
-// development VM and present on Debian's kernels); the others are proven to fail cleanly below.
-class TcpVariant : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {
+// development VM and present on Debian's kernels), with each way of reading open connections it
+// allows; the others are proven to fail cleanly below.
+class TcpVariant : public ::testing::TestWithParam<std::tuple<Path, std::string>> {
  protected:
   void SetUp() override {
     PODSIGHT_REQUIRE_PRIVILEGES();
     ensure_kernel_mounts();
-    if (!kernel_supports(variant())) GTEST_SKIP() << "this kernel has no " << variant();
+    if (std::string why; skip_unsupported(path(), why)) GTEST_SKIP() << why;
   }
-  [[nodiscard]] const std::string& variant() const { return std::get<0>(GetParam()); }
+  [[nodiscard]] const Path& path() const { return std::get<0>(GetParam()); }
+  [[nodiscard]] const std::string& variant() const { return path().first; }
+  [[nodiscard]] const std::string& method() const { return path().second; }
   [[nodiscard]] bool ipv6() const { return std::get<1>(GetParam()) == "ipv6"; }
 };
 
 TEST_P(TcpVariant, ConnectionsBytesAndFailuresAreExactPerWorkload) {
-  AgentProcess agent(tcp_config(variant()));
+  AgentProcess agent(tcp_config(variant(), method()));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   auto ready = agent.get("/readyz");
   ASSERT_EQ(ready.status, 200) << ready.body;
@@ -135,6 +153,7 @@ TEST_P(TcpVariant, ConnectionsBytesAndFailuresAreExactPerWorkload) {
   EXPECT_EQ(failed.value("podsight_tcp_connections_opened_total", at(a, "outbound")), kConnections);
 
   EXPECT_EQ(failed.value("podsight_program_attached", {{"program", "tcp"}, {"variant", variant()}}), 1);
+  EXPECT_EQ(failed.value("podsight_tcp_open_connections_method", {{"method", method()}}), 1);
   EXPECT_EQ(promtool_problems(failed.text()), "");
   EXPECT_EQ(undocumented_metrics(failed.text()), std::vector<std::string>{});
 }
@@ -142,17 +161,17 @@ TEST_P(TcpVariant, ConnectionsBytesAndFailuresAreExactPerWorkload) {
 // Data segments from client to server are dropped on arrival (every 4th with a payload), inside a
 // namespace only this test uses; both ends live there, so the namespace's TcpRetransSegs counts
 // exactly the retransmissions of these connections.
-class TcpRetransmits : public ::testing::TestWithParam<std::string> {
+class TcpRetransmits : public ::testing::TestWithParam<Path> {
  protected:
   void SetUp() override {
     PODSIGHT_REQUIRE_PRIVILEGES();
     ensure_kernel_mounts();
-    if (!kernel_supports(GetParam())) GTEST_SKIP() << "this kernel has no " << GetParam();
+    if (std::string why; skip_unsupported(GetParam(), why)) GTEST_SKIP() << why;
   }
 };
 
 TEST_P(TcpRetransmits, EqualTheKernelsOwnCount) {
-  AgentProcess agent(tcp_config(GetParam()));
+  AgentProcess agent(tcp_config(GetParam().first, GetParam().second));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   NetNs ns;
   TestCgroup a("podsight-tcp-a");
@@ -208,24 +227,39 @@ TEST_P(TcpRetransmits, EqualTheKernelsOwnCount) {
   EXPECT_EQ(s.value("podsight_tcp_received_bytes_total", at(b, "inbound")), kConns * kBulk);
 }
 
+std::string path_name(const Path& p) { return p.first + "_" + p.second; }
+
 INSTANTIATE_TEST_SUITE_P(Variants, TcpVariant,
-                         ::testing::Combine(::testing::Values("tp_btf", "fentry", "tracepoint", "kprobe"),
-                                            ::testing::Values("ipv4", "ipv6")),
+                         ::testing::Combine(::testing::ValuesIn(kPaths), ::testing::Values("ipv4", "ipv6")),
                          [](const auto& info) {
-                           return std::get<0>(info.param) + "_" + std::get<1>(info.param);
+                           return path_name(std::get<0>(info.param)) + "_" + std::get<1>(info.param);
                          });
-INSTANTIATE_TEST_SUITE_P(Variants, TcpRetransmits,
-                         ::testing::Values("tp_btf", "fentry", "tracepoint", "kprobe"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Variants, TcpRetransmits, ::testing::ValuesIn(kPaths),
+                         [](const auto& info) { return path_name(info.param); });
+
+// The tests below run with the variant the agent picks and each way of reading open connections.
+class TcpMethod : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    PODSIGHT_REQUIRE_PRIVILEGES();
+    ensure_kernel_mounts();
+    if (GetParam() == "sk_storage" && !kernel_supports_tcp_sk_storage())
+      GTEST_SKIP() << "no socket storage on this kernel";
+  }
+  // For tests whose agents must read another namespace's open connections.
+  [[nodiscard]] bool cannot_setns() const { return GetParam() == "iter_tcp" && !agents_may_setns(); }
+  [[nodiscard]] std::string config(const std::string& extra = "") const {
+    return R"({"programs": {"tcp": {"open_connections": ")" + GetParam() + "\"" + extra + "}}}";
+  }
+};
 
 // With room for one connection only, every workload still gets exact open/close counts (they live in
 // the counter map), failed inserts are counted, and bytes come from exactly the connections that have
 // an entry. Which socket on this shared host holds the one entry is not ours to choose, so the test
 // reads it from the active gauge.
-TEST(Tcp, FullConnectionMapKeepsCountingAndCountsFailedInserts) {
-  PODSIGHT_REQUIRE_PRIVILEGES();
-  ensure_kernel_mounts();
-  AgentProcess agent(R"({"programs": {"tcp": {"max_connections": 1}}})");
+TEST_P(TcpMethod, FullConnectionMapKeepsCountingAndCountsFailedInserts) {
+  if (cannot_setns()) GTEST_SKIP() << "iter_tcp reads other namespaces' open connections with setns()";
+  AgentProcess agent(config(R"(, "max_connections": 1)"));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   NetNs ns;
   Veth veth(ns);
@@ -271,9 +305,9 @@ TEST(Tcp, FullConnectionMapKeepsCountingAndCountsFailedInserts) {
 
 // A connection that was open before the agent started is adopted: it shows as active (direction
 // unknown) and only the bytes moved after start-up are counted.
-TEST(Tcp, ConnectionsOpenBeforeStartAreAdopted) {
-  PODSIGHT_REQUIRE_PRIVILEGES();
-  ensure_kernel_mounts();
+TEST_P(TcpMethod, ConnectionsOpenBeforeStartAreAdopted) {
+  if (!agents_may_setns())
+    GTEST_SKIP() << "adopting another namespace's connections at start-up needs setns()";
   NetNs ns;
   Veth veth(ns);
   TestCgroup a("podsight-tcp-a");
@@ -281,9 +315,10 @@ TEST(Tcp, ConnectionsOpenBeforeStartAreAdopted) {
   TcpExchange ex({&a, &ns}, {&b, nullptr}, {veth.host_v4(), free_tcp_port(), 2, kClientBytes, kServerBytes});
   ASSERT_TRUE(ex.wait_exchanged());
 
-  AgentProcess agent;
+  AgentProcess agent(config());
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   auto s = agent.scrape();
+  EXPECT_EQ(s.value("podsight_tcp_open_connections_method", {{"method", GetParam()}}), 1);
   EXPECT_EQ(s.value("podsight_tcp_connections_active", at(a, "unknown")), 2);
   EXPECT_EQ(s.value("podsight_tcp_connections_active", at(b, "unknown")), 2);
   EXPECT_EQ(value_or_zero(s, "podsight_tcp_connections_opened_total", at(a, "unknown")), 0);
@@ -300,6 +335,87 @@ TEST(Tcp, ConnectionsOpenBeforeStartAreAdopted) {
   EXPECT_EQ(closed.value("podsight_tcp_received_bytes_total", at(b, "unknown")), 0);
 }
 
+// Without CAP_SYS_ADMIN the agent cannot setns() into other network namespaces. Socket storage does
+// not need to: bytes of a connection open in another namespace are current at every scrape. The
+// per-namespace walk can still read the agent's own namespace, and the other one's bytes arrive when
+// its connections close.
+TEST_P(TcpMethod, OtherNamespacesWithoutSysAdmin) {
+  // Text logs: kernel-matrix.sh filters JSON lines out of what it prints.
+  const std::string cfg = config();
+  AgentProcess agent(cfg.substr(0, cfg.size() - 1) + R"(, "log": {"format": "text", "level": "info"}})", {},
+                     std::string("BPF,NET_ADMIN,PERFMON"));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  NetNs ns;
+  Veth veth(ns);
+  TestCgroup a("podsight-tcp-a");
+  TestCgroup b("podsight-tcp-b");
+  TcpExchange ex({&a, &ns}, {&b, nullptr}, {veth.host_v4(), free_tcp_port(), 3, kClientBytes, kServerBytes});
+  ASSERT_TRUE(ex.wait_exchanged());
+
+  auto open = agent.scrape();
+  EXPECT_EQ(open.value("podsight_tcp_open_connections_method", {{"method", GetParam()}}), 1);
+  EXPECT_EQ(open.value("podsight_tcp_connections_active", at(a, "outbound")), 3);
+  EXPECT_EQ(open.value("podsight_tcp_sent_bytes_total", at(b, "inbound")), 3 * kServerBytes);
+  if (GetParam() == "sk_storage") {
+    EXPECT_EQ(open.value("podsight_tcp_sent_bytes_total", at(a, "outbound")), 3 * kClientBytes);
+  } else {
+    EXPECT_EQ(value_or_zero(open, "podsight_tcp_sent_bytes_total", at(a, "outbound")), 0);
+    EXPECT_NE(agent.logs().find("setns"), std::string::npos) << agent.logs();
+  }
+
+  ASSERT_TRUE(ex.close());
+  auto closed = scrape_until(agent, [&](const Scrape& sc) {
+    return sc.value("podsight_tcp_connections_closed_total", at(a, "outbound")) == 3;
+  });
+  EXPECT_EQ(closed.value("podsight_tcp_sent_bytes_total", at(a, "outbound")), 3 * kClientBytes);
+  EXPECT_EQ(closed.value("podsight_tcp_received_bytes_total", at(a, "outbound")), 3 * kServerBytes);
+}
+
+// Remote labels without Kubernetes metadata: no address is a pod's or a service's, so an outbound
+// connection is `local` (loopback) or `external`; inbound connections have no remote series. Exact
+// counts and bytes, open and closed.
+TEST_P(TcpMethod, RemoteLabelsWithoutKubernetesAreLocalOrExternal) {
+  if (cannot_setns()) GTEST_SKIP() << "iter_tcp reads other namespaces' open connections with setns()";
+  AgentProcess agent(config(R"(, "remote": {"enabled": true})"));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  NetNs ns;
+  Veth veth(ns);
+  TestCgroup a("podsight-tcp-a");
+  TestCgroup b("podsight-tcp-b");
+  TcpExchange out({&a, &ns}, {&b, nullptr}, {veth.host_v6(), free_tcp_port(), 3, kClientBytes, kServerBytes});
+  TcpExchange local({&a, &ns}, {&b, &ns}, {"127.0.0.1", free_tcp_port(), 2, kServerBytes, kClientBytes});
+  ASSERT_TRUE(out.wait_exchanged());
+  ASSERT_TRUE(local.wait_exchanged());
+  ASSERT_EQ(run_in({&a, &ns}, [&] { return tcp_connect_once(veth.host_v4(), free_tcp_port()); }),
+            ECONNREFUSED);
+  auto remote = [&](const TestCgroup& cg, const std::string& kind) {
+    return std::map<std::string, std::string>{{"cgroup", cg.relative()}, {"remote", kind}};
+  };
+  auto s = agent.scrape();
+  EXPECT_EQ(s.value("podsight_tcp_remote_connections_opened_total", remote(a, "external")), 3);
+  EXPECT_EQ(s.value("podsight_tcp_remote_connections_active", remote(a, "external")), 3);
+  EXPECT_EQ(s.value("podsight_tcp_remote_sent_bytes_total", remote(a, "external")), 3 * kClientBytes);
+  EXPECT_EQ(s.value("podsight_tcp_remote_received_bytes_total", remote(a, "external")), 3 * kServerBytes);
+  EXPECT_EQ(s.value("podsight_tcp_remote_connect_failures_total", remote(a, "external")), 1);
+  EXPECT_EQ(s.value("podsight_tcp_remote_connections_opened_total", remote(a, "local")), 2);
+  EXPECT_EQ(s.value("podsight_tcp_remote_sent_bytes_total", remote(a, "local")), 2 * kServerBytes);
+  EXPECT_EQ(s.sum("podsight_tcp_remote_connections_opened_total", {{"cgroup", b.relative()}}), 0);
+  EXPECT_EQ(s.value("podsight_map_capacity", {{"map", "tcp_remote_stats"}}), 16384);
+  EXPECT_EQ(undocumented_metrics(s.text()), std::vector<std::string>{});
+  ASSERT_TRUE(out.close());
+  ASSERT_TRUE(local.close());
+  auto closed = scrape_until(agent, [&](const Scrape& sc) {
+    return sc.value("podsight_tcp_remote_connections_active", remote(a, "external")) == 0 &&
+           sc.value("podsight_tcp_remote_connections_active", remote(a, "local")) == 0;
+  });
+  EXPECT_EQ(closed.value("podsight_tcp_remote_connections_active", remote(a, "external")), 0);
+  EXPECT_EQ(closed.value("podsight_tcp_remote_sent_bytes_total", remote(a, "external")), 3 * kClientBytes);
+  EXPECT_EQ(closed.value("podsight_tcp_remote_received_bytes_total", remote(a, "local")), 2 * kClientBytes);
+}
+
+INSTANTIATE_TEST_SUITE_P(Methods, TcpMethod, ::testing::Values("sk_storage", "iter_tcp"),
+                         [](const auto& info) { return info.param; });
+
 // Forcing a variant the kernel cannot do fails the tcp family with a reason that names it, and the
 // other families keep working.
 class TcpUnsupportedVariant : public ::testing::TestWithParam<std::string> {};
@@ -307,7 +423,7 @@ class TcpUnsupportedVariant : public ::testing::TestWithParam<std::string> {};
 TEST_P(TcpUnsupportedVariant, FailsAloneWithAClearError) {
   PODSIGHT_REQUIRE_PRIVILEGES();
   ensure_kernel_mounts();
-  if (kernel_supports(GetParam())) GTEST_SKIP() << "this kernel supports " << GetParam();
+  if (kernel_supports_tcp_variant(GetParam())) GTEST_SKIP() << "this kernel supports " << GetParam();
   AgentProcess agent(tcp_config(GetParam()));
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
   auto s = agent.scrape();
@@ -332,6 +448,43 @@ TEST_P(TcpUnsupportedVariant, FailsAloneWithAClearError) {
 
 INSTANTIATE_TEST_SUITE_P(Variants, TcpUnsupportedVariant, ::testing::Values("fentry", "kprobe"),
                          [](const auto& info) { return info.param; });
+
+// Socket storage needs a handler that sees the socket as a BTF pointer: forced with the classic
+// tracepoint, the family fails and says why.
+TEST(Tcp, SocketStorageWithTheClassicTracepointFails) {
+  PODSIGHT_REQUIRE_PRIVILEGES();
+  ensure_kernel_mounts();
+  if (!kernel_supports_tcp_variant("tracepoint")) GTEST_SKIP() << "this kernel has no tracepoint";
+  AgentProcess agent(tcp_config("tracepoint", "sk_storage"));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  EXPECT_EQ(agent.scrape().value("podsight_program_state", {{"program", "tcp"}, {"state", "failed"}}), 1);
+  auto ready = agent.get("/readyz");
+  EXPECT_NE(
+      ready.body.find("open_connections sk_storage with variant tracepoint: needs the tp_btf or fentry"),
+      std::string::npos)
+      << ready.body;
+}
+
+// `auto` takes socket storage where the kernel has it, and --check says which way was taken.
+TEST(Tcp, AutoPrefersSocketStorage) {
+  PODSIGHT_REQUIRE_PRIVILEGES();
+  ensure_kernel_mounts();
+  const bool sk = kernel_supports_tcp_sk_storage();
+  const std::string expected = sk ? "sk_storage" : "iter_tcp";
+  {
+    AgentProcess agent;
+    ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+    auto s = agent.scrape();
+    EXPECT_EQ(s.value("podsight_tcp_open_connections_method", {{"method", expected}}), 1);
+    EXPECT_EQ(s.sum("podsight_tcp_open_connections_method"), 1);
+  }
+  const std::string dir = make_temp_dir("podsight-tcp-check");
+  write_file(dir + "/c.json", "{}");
+  auto r =
+      run_command({PODSIGHT_AGENT_BINARY, "--check", "--config", dir + "/c.json", "--log-level", "error"});
+  EXPECT_NE(r.out.find("open connections: " + expected), std::string::npos) << r.out;
+  run_command({"rm", "-rf", dir});
+}
 
 }  // namespace
 }  // namespace podsight::testing

@@ -179,6 +179,34 @@ nlohmann::json pod_json(const TestPod& p) {
         {"containerStatuses", statuses}}}};
 }
 
+nlohmann::json service_json(const TestService& s) {
+  using nlohmann::json;
+  return {
+      {"kind", "Service"},
+      {"apiVersion", "v1"},
+      {"metadata",
+       {{"name", s.name},
+        {"namespace", s.namespace_},
+        {"uid", s.uid},
+        {"resourceVersion", "0"},
+        {"creationTimestamp", "2024-05-01T09:00:00Z"},
+        {"labels", {{"app", s.name}}},
+        {"managedFields", json::array({{{"manager", "kubectl-client-side-apply"},
+                                        {"operation", "Update"},
+                                        {"fieldsType", "FieldsV1"},
+                                        {"fieldsV1", {{"f:spec", {{"f:ports", json::object()}}}}}}})}}},
+      {"spec",
+       {{"clusterIP", s.cluster_ips.empty() ? "" : s.cluster_ips.front()},
+        {"clusterIPs", s.cluster_ips},
+        {"type", "ClusterIP"},
+        {"ipFamilies", json::array({"IPv4"})},
+        {"ports",
+         json::array({{{"name", "http"}, {"port", s.port}, {"protocol", "TCP"}, {"targetPort", s.port}}})},
+        {"selector", {{"app", s.name}}},
+        {"sessionAffinity", "None"}}},
+      {"status", {{"loadBalancer", json::object()}}}};
+}
+
 FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options) : options_(std::move(options)) {
   if (options_.client_ca_file.empty()) {
     server_ = std::make_unique<httplib::SSLServer>(pki.server_cert().c_str(), pki.server_key().c_str());
@@ -187,8 +215,9 @@ FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options) : options_(std::mo
                                                    options_.client_ca_file.c_str());
   }
   if (!server_->is_valid()) throw std::runtime_error("SSLServer: certificates not usable");
-  server_->Get("/api/v1/pods",
-               [this](const httplib::Request& req, httplib::Response& res) { handle(&req, &res); });
+  for (const char* path : {"/api/v1/pods", "/api/v1/services"}) {
+    server_->Get(path, [this](const httplib::Request& req, httplib::Response& res) { handle(&req, &res); });
+  }
   // Everything else is recorded too (tests compare what the agent asks for with the chart's RBAC),
   // and answered as an API server answers a resource it does not serve.
   const auto other = [this](const httplib::Request& req, httplib::Response& res) {
@@ -231,8 +260,19 @@ std::string FakeKubeApi::status_body(int code, const std::string& reason, const 
       .dump();
 }
 
-bool FakeKubeApi::visible(const nlohmann::json& pod) const {
-  return !options_.honor_field_selector || pod["spec"]["nodeName"] == options_.node;
+bool FakeKubeApi::visible(const Selection& s, const std::string& resource,
+                          const nlohmann::json& object) const {
+  if (s.resource != resource) return false;
+  if (resource != "pods" || s.node.empty()) return true;
+  return !options_.honor_field_selector || object["spec"]["nodeName"] == s.node;
+}
+
+void FakeKubeApi::broadcast_locked(const std::string& resource, const nlohmann::json& object,
+                                   const std::string& line) {
+  for (auto& w : watchers_) {
+    if (visible(w->selection, resource, object)) w->out.push_back(line);
+  }
+  cv_.notify_all();
 }
 
 void FakeKubeApi::broadcast_locked(const std::string& line) {
@@ -240,28 +280,48 @@ void FakeKubeApi::broadcast_locked(const std::string& line) {
   cv_.notify_all();
 }
 
+std::uint64_t FakeKubeApi::upsert_locked(const std::string& resource, const nlohmann::json& object) {
+  const std::string uid = object["metadata"]["uid"];
+  nlohmann::json o = object;
+  o["metadata"]["resourceVersion"] = std::to_string(++rv_);
+  auto& objects = objects_[resource];
+  const std::string type = objects.count(uid) != 0 ? "MODIFIED" : "ADDED";
+  objects[uid] = o;
+  history_.push_back({rv_, resource, type, o});
+  broadcast_locked(resource, o, event_line(type, o));
+  return rv_;
+}
+
+std::uint64_t FakeKubeApi::remove_locked(const std::string& resource, const std::string& uid) {
+  auto& objects = objects_[resource];
+  auto it = objects.find(uid);
+  if (it == objects.end()) return rv_;
+  nlohmann::json o = it->second;
+  objects.erase(it);
+  o["metadata"]["resourceVersion"] = std::to_string(++rv_);
+  history_.push_back({rv_, resource, "DELETED", o});
+  broadcast_locked(resource, o, event_line("DELETED", o));
+  return rv_;
+}
+
 std::uint64_t FakeKubeApi::upsert(const nlohmann::json& pod) {
   std::lock_guard lock(mu_);
-  const std::string uid = pod["metadata"]["uid"];
-  nlohmann::json p = pod;
-  p["metadata"]["resourceVersion"] = std::to_string(++rv_);
-  const std::string type = pods_.count(uid) != 0 ? "MODIFIED" : "ADDED";
-  pods_[uid] = p;
-  history_.push_back({rv_, type, p});
-  if (visible(p)) broadcast_locked(event_line(type, p));
-  return rv_;
+  return upsert_locked("pods", pod);
 }
 
 std::uint64_t FakeKubeApi::remove(const std::string& uid) {
   std::lock_guard lock(mu_);
-  auto it = pods_.find(uid);
-  if (it == pods_.end()) return rv_;
-  nlohmann::json p = it->second;
-  pods_.erase(it);
-  p["metadata"]["resourceVersion"] = std::to_string(++rv_);
-  history_.push_back({rv_, "DELETED", p});
-  if (visible(p)) broadcast_locked(event_line("DELETED", p));
-  return rv_;
+  return remove_locked("pods", uid);
+}
+
+std::uint64_t FakeKubeApi::upsert_service(const nlohmann::json& service) {
+  std::lock_guard lock(mu_);
+  return upsert_locked("services", service);
+}
+
+std::uint64_t FakeKubeApi::remove_service(const std::string& uid) {
+  std::lock_guard lock(mu_);
+  return remove_locked("services", uid);
 }
 
 void FakeKubeApi::bookmark() {
@@ -371,8 +431,14 @@ void FakeKubeApi::handle(const void* request, void* response) {
     --fail_count_;
     return answer(fail_status_, "InternalError", "scripted failure");
   }
-  if (param("fieldSelector") != "spec.nodeName=" + options_.node) {
-    return answer(400, "BadRequest", "this test server only serves spec.nodeName=" + options_.node);
+  Selection selection{req.path == "/api/v1/services" ? "services" : "pods", ""};
+  if (selection.resource == "pods" && !param("fieldSelector").empty()) {
+    if (param("fieldSelector") != "spec.nodeName=" + options_.node) {
+      return answer(400, "BadRequest", "this test server only serves spec.nodeName=" + options_.node);
+    }
+    selection.node = options_.node;
+  } else if (!param("fieldSelector").empty()) {
+    return answer(400, "BadRequest", "this test server serves services without a field selector");
   }
 
   if (!seen.watch) {
@@ -383,8 +449,8 @@ void FakeKubeApi::handle(const void* request, void* response) {
       return;
     }
     std::vector<nlohmann::json> items;
-    for (const auto& [uid, p] : pods_) {
-      if (visible(p)) items.push_back(p);
+    for (const auto& [uid, o] : objects_[selection.resource]) {
+      if (visible(selection, selection.resource, o)) items.push_back(o);
     }
     std::size_t offset = 0;
     if (const auto c = param("continue"); !c.empty()) {
@@ -392,7 +458,7 @@ void FakeKubeApi::handle(const void* request, void* response) {
       offset = std::stoul(c.substr(c.find(':') + 1));
     }
     const std::size_t limit = param("limit").empty() ? items.size() : std::stoul(param("limit"));
-    nlohmann::json list = {{"kind", "PodList"},
+    nlohmann::json list = {{"kind", selection.resource == "pods" ? "PodList" : "ServiceList"},
                            {"apiVersion", "v1"},
                            {"metadata", {{"resourceVersion", std::to_string(rv_)}}},
                            {"items", nlohmann::json::array()}};
@@ -408,6 +474,7 @@ void FakeKubeApi::handle(const void* request, void* response) {
 
   // Watch: replay the history after the version asked for, then stream what happens.
   auto w = std::make_shared<Watcher>();
+  w->selection = selection;
   const std::string from = param("resourceVersion");
   const std::uint64_t from_rv = from.empty() || from == "0" ? rv_ : std::stoull(from);
   if (from_rv < compacted_rv_) {
@@ -417,11 +484,15 @@ void FakeKubeApi::handle(const void* request, void* response) {
     w->end = true;
   } else {
     for (const auto& e : history_) {
-      if (e.rv > from_rv && visible(e.object)) w->out.push_back(event_line(e.type, e.object));
+      if (e.rv > from_rv && visible(selection, e.resource, e.object))
+        w->out.push_back(event_line(e.type, e.object));
     }
   }
-  // One client, one watch: an older stream still open belongs to a client that gave up on it.
-  for (auto& old : watchers_) old->drop = true;
+  // One client, one watch per selection: an older stream still open belongs to a client that gave up
+  // on it.
+  for (auto& old : watchers_) {
+    if (old->selection == selection) old->drop = true;
+  }
   watchers_.push_back(w);
   cv_.notify_all();
   seen.status = 200;

@@ -1,7 +1,8 @@
-// A Kubernetes API server for tests: speaks the real pod list/watch protocol (paged lists with
-// continue tokens, chunked watch streams, bookmarks, 410 Gone, metav1.Status errors) over TLS with a
-// bearer token, in the test process (cpp-httplib's SSLServer). Certificates are made at test time with
-// the openssl CLI. Scripted faults: dropped and truncated streams, malformed bytes, error statuses.
+// A Kubernetes API server for tests: speaks the real list/watch protocol (paged lists with continue
+// tokens, chunked watch streams, bookmarks, 410 Gone, metav1.Status errors) for pods (one node's, or
+// the cluster's) and services over TLS with a bearer token, in the test process (cpp-httplib's
+// SSLServer). Certificates are made at test time with the openssl CLI. Scripted faults: dropped and
+// truncated streams, malformed bytes, error statuses.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -72,6 +73,16 @@ struct TestPod {
 };
 nlohmann::json pod_json(const TestPod& p);
 
+// A service as the test wants it; service_json() makes the full object.
+struct TestService {
+  std::string namespace_ = "default";
+  std::string name;
+  std::string uid;
+  std::vector<std::string> cluster_ips;  // spec.clusterIPs; {"None"} for a headless service
+  int port = 80;
+};
+nlohmann::json service_json(const TestService& s);
+
 class FakeKubeApi {
  public:
   struct Options {
@@ -92,6 +103,8 @@ class FakeKubeApi {
   // Changes the cluster: ADDED/MODIFIED (by uid) and DELETED events. Return the new resourceVersion.
   std::uint64_t upsert(const nlohmann::json& pod);
   std::uint64_t remove(const std::string& uid);
+  std::uint64_t upsert_service(const nlohmann::json& service);
+  std::uint64_t remove_service(const std::string& uid);
   // A BOOKMARK at the current resourceVersion to every open watch.
   void bookmark();
   // Forgets the event history up to now: a watch from any version seen so far gets 410. With
@@ -113,7 +126,7 @@ class FakeKubeApi {
 
   struct Request {
     std::string method;  // GET, POST, ...
-    std::string path;    // without the query, e.g. /api/v1/pods
+    std::string path;    // without the query, e.g. /api/v1/pods or /api/v1/services
     bool watch = false;
     std::map<std::string, std::string> params;
     std::string authorization;
@@ -125,19 +138,31 @@ class FakeKubeApi {
   [[nodiscard]] std::size_t open_watches() const;
 
  private:
+  // What a list or watch asks for: pods or services, and for pods one node's ("" for all).
+  struct Selection {
+    std::string resource;
+    std::string node;
+    bool operator==(const Selection&) const = default;
+  };
   struct Watcher {
+    Selection selection;
     std::deque<std::string> out;
     bool drop = false;
     bool end = false;
   };
   struct Event {
     std::uint64_t rv;
+    std::string resource;
     std::string type;
     nlohmann::json object;
   };
 
   void handle(const void* req, void* res);
-  [[nodiscard]] bool visible(const nlohmann::json& pod) const;
+  [[nodiscard]] bool visible(const Selection& s, const std::string& resource,
+                             const nlohmann::json& object) const;
+  std::uint64_t upsert_locked(const std::string& resource, const nlohmann::json& object);
+  std::uint64_t remove_locked(const std::string& resource, const std::string& uid);
+  void broadcast_locked(const std::string& resource, const nlohmann::json& object, const std::string& line);
   void broadcast_locked(const std::string& line);
   static std::string event_line(const std::string& type, const nlohmann::json& object);
   static std::string status_body(int code, const std::string& reason, const std::string& message);
@@ -152,7 +177,7 @@ class FakeKubeApi {
   bool stopping_ = false;
   std::uint64_t rv_ = 100;
   std::uint64_t compacted_rv_ = 0;
-  std::map<std::string, nlohmann::json> pods_;  // uid -> pod
+  std::map<std::string, std::map<std::string, nlohmann::json>> objects_;  // resource -> uid -> object
   std::vector<Event> history_;
   std::vector<std::shared_ptr<Watcher>> watchers_;
   std::vector<Request> requests_;

@@ -344,6 +344,32 @@ TEST(Config, TcpKeys) {
   EXPECT_NE(error_of(R"({"programs": {"tcp": {"max_conections": 5}}})")
                 .find("programs.tcp.max_conections: unknown key"),
             std::string::npos);
+
+  EXPECT_EQ(d->programs.tcp.open_connections, "auto");
+  for (const char* method : {"sk_storage", "iter_tcp"}) {
+    auto m = parse(std::string(R"({"programs": {"tcp": {"open_connections": ")") + method + "\"}}}");
+    ASSERT_TRUE(m.ok()) << m.error().message();
+    EXPECT_EQ(m->programs.tcp.open_connections, method);
+  }
+  EXPECT_NE(error_of(R"({"programs": {"tcp": {"open_connections": "setns"}}})")
+                .find("programs.tcp.open_connections"),
+            std::string::npos);
+
+  EXPECT_FALSE(d->programs.tcp.remote.enabled);
+  EXPECT_EQ(d->programs.tcp.remote.max_entries, 16384u);
+  EXPECT_EQ(d->programs.tcp.remote.max_addresses, 65536u);
+  auto r =
+      parse(R"({"programs": {"tcp": {"remote": {"enabled": true, "max_entries": 5, "max_addresses": 7}}}})");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->programs.tcp.remote.enabled);
+  EXPECT_EQ(r->programs.tcp.remote.max_entries, 5u);
+  EXPECT_EQ(r->programs.tcp.remote.max_addresses, 7u);
+  EXPECT_NE(error_of(R"({"programs": {"tcp": {"remote": {"max_addresses": 0}}}})")
+                .find("programs.tcp.remote.max_addresses: must be an integer in [1, 4194304], got 0"),
+            std::string::npos);
+  EXPECT_NE(error_of(R"({"programs": {"tcp": {"remote": {"enable": true}}}})")
+                .find("programs.tcp.remote.enable: unknown key"),
+            std::string::npos);
 }
 
 }  // namespace

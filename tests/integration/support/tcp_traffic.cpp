@@ -1,6 +1,10 @@
 // TCP client/server child processes exchanging exactly known payloads, for the tcp family's tests.
 #include "integration/support/tcp_traffic.hpp"
 
+#include "bpf/probe.hpp"
+
+#include <bpf/btf.h>
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
@@ -13,7 +17,9 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cerrno>
+#include <cstdlib>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -144,6 +150,7 @@ TcpExchange::TcpExchange(const Placement& client, const Placement& server, TcpEx
   if (spec_.connections < 1 || spec_.connections > kMaxConnections)
     throw std::invalid_argument("connections");
   const Address addr = parse_address(spec_.server_addr, spec_.port);
+  const Address target = spec_.connect_addr.empty() ? addr : parse_address(spec_.connect_addr, spec_.port);
   const int n = spec_.connections;
   const bool reset = spec_.reset_on_close;
   const std::size_t client_bytes = spec_.client_bytes;
@@ -200,9 +207,10 @@ TcpExchange::TcpExchange(const Placement& client, const Placement& server, TcpEx
   client_ = spawn_in(client, [&]() -> int {
     std::array<int, kMaxConnections> conns{};
     for (int i = 0; i < n; ++i) {
-      conns[i] = ::socket(addr.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      conns[i] = ::socket(target.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
       if (conns[i] < 0) return kSocket;
-      if (::connect(conns[i], reinterpret_cast<const sockaddr*>(&addr.ss), addr.len) != 0) return kConnect;
+      if (::connect(conns[i], reinterpret_cast<const sockaddr*>(&target.ss), target.len) != 0)
+        return kConnect;
     }
     for (int i = 0; i < n; ++i) {
       if (!write_all(conns[i], buf, client_bytes)) return kWrite;
@@ -287,6 +295,32 @@ std::uint64_t tcp_mib(const NetNs& ns, const std::string& field) {
     if (name == field) return std::stoull(value);
   }
   throw std::runtime_error("no Tcp field " + field + " in /proc/net/snmp");
+}
+
+bool agents_may_setns() {
+  const char* caps = std::getenv("PODSIGHT_TEST_AGENT_CAPS");
+  if (caps == nullptr || *caps == '\0') return true;
+  std::string upper(caps);
+  for (auto& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return upper.find("SYS_ADMIN") != std::string::npos;
+}
+
+bool kernel_supports_tcp_variant(const std::string& variant) {
+  bpf::Features f;
+  if (variant == "tp_btf") return f.has_tp_btf("inet_sock_set_state");
+  if (variant == "fentry") return f.can_load_fentry("tcp_set_state");
+  if (variant == "tracepoint") return f.has_tracepoint("sock", "inet_sock_set_state");
+  if (variant == "kprobe") return f.has_kprobes();
+  return false;
+}
+
+bool kernel_supports_tcp_sk_storage(const std::string& variant) {
+  if ((variant != "tp_btf" && variant != "fentry") || !kernel_supports_tcp_variant(variant)) return false;
+  bpf::Features f;
+  const auto* b = f.vmlinux_btf();
+  const auto [major, minor] = f.kernel_version();
+  return b != nullptr && btf__find_by_name_kind(b, "bpf_iter__bpf_sk_storage_map", BTF_KIND_STRUCT) > 0 &&
+         f.has_tp_btf("tcp_retransmit_skb") && (major > 5 || (major == 5 && minor >= 12));
 }
 
 }  // namespace podsight::testing

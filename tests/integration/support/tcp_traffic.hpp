@@ -20,6 +20,9 @@ struct TcpExchangeSpec {
   std::size_t server_bytes = 0;  // sent back by the server on each connection, after it read the above
   // Close with RST (SO_LINGER 0) on both sides instead of FIN: nothing is left to retransmit after close.
   bool reset_on_close = false;
+  // Where the client connects instead, when set (a service address the client's namespace DNATs to
+  // server_addr:port, as kube-proxy does); same address family.
+  std::string connect_addr;
 };
 
 // Runs the exchange. The constructor returns once the server listens; wait_exchanged() once every
@@ -51,6 +54,22 @@ class TcpExchange {
 // One connect() from the calling process; returns 0 on success, else the errno (ECONNREFUSED for a
 // port nobody listens on).
 int tcp_connect_once(const std::string& addr, int port);
+
+// Whether this kernel can run a tcp lifecycle variant, asked the way the agent's own probes ask.
+bool kernel_supports_tcp_variant(const std::string& variant);
+// Whether the agent can keep open connections' records in socket storage with `variant`: BTF-typed
+// handlers, the storage iterator, and compare-and-swap (Linux >= 5.12).
+bool kernel_supports_tcp_sk_storage(const std::string& variant);
+// ... with the variant `auto` picks (tp_btf, else fentry).
+inline bool kernel_supports_tcp_sk_storage() {
+  return kernel_supports_tcp_sk_storage("tp_btf") || kernel_supports_tcp_sk_storage("fentry");
+}
+
+// Whether the agents the tests start may setns() into other network namespaces (CAP_SYS_ADMIN), as
+// open_connections iter_tcp needs for bytes of open connections and adoption needs at start-up: false
+// when PODSIGHT_TEST_AGENT_CAPS limits them to capabilities without SYS_ADMIN (tests/packaging runs
+// the suite so, with the helm chart's capabilities).
+bool agents_may_setns();
 
 // A counter of the kernel's TCP MIB (/proc/net/snmp "Tcp:" line, e.g. "RetransSegs") as seen from
 // network namespace `ns`.
