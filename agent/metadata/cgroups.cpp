@@ -26,8 +26,10 @@ constexpr int kMaxDepth = 32;
 }  // namespace
 
 CgroupPaths::CgroupPaths(std::string root, std::chrono::milliseconds rescan_interval,
-                         std::chrono::milliseconds eager_interval)
-    : root_(std::move(root)), rescan_interval_(rescan_interval), eager_interval_(eager_interval) {
+                         double eager_share)
+    : root_(std::move(root)),
+      rescan_interval_(rescan_interval),
+      eager_share_(eager_share > 0.0 && eager_share <= 1.0 ? eager_share : 0.05) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
 }
 
@@ -78,7 +80,7 @@ std::optional<std::string> CgroupPaths::by_handle(std::uint64_t id) {
 
 void CgroupPaths::walk_locked() {
   ++walks_;
-  last_walk_ = std::chrono::steady_clock::now();
+  const auto started = std::chrono::steady_clock::now();
   walked_ = true;
   struct Dir {
     std::string rel;
@@ -104,6 +106,8 @@ void CgroupPaths::walk_locked() {
     }
     ::closedir(dir);
   }
+  last_walk_ = std::chrono::steady_clock::now();
+  last_walk_took_ = last_walk_ - started;
 }
 
 std::optional<std::string> CgroupPaths::path(std::uint64_t id) {
@@ -128,7 +132,9 @@ bool CgroupPaths::walk_for_miss_locked(std::uint64_t id) {
     return true;
   }
   constexpr std::size_t kMaxEagerMisses = 4096;
-  if (id <= newest_walked_ || eager_misses_.count(id) != 0 || now - last_walk_ < eager_interval_ ||
+  const auto eager_wait = std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+      last_walk_took_ * (1.0 / eager_share_ - 1.0));
+  if (id <= newest_walked_ || eager_misses_.count(id) != 0 || now - last_walk_ < eager_wait ||
       eager_misses_.size() >= kMaxEagerMisses) {
     return false;
   }

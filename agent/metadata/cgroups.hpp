@@ -20,11 +20,14 @@ class CgroupPaths {
   // `root` is the cgroup2 mount point, e.g. /sys/fs/cgroup or /sys/fs/cgroup/unified.
   // A miss walks the tree at most once per `rescan_interval`, except for an id newer than every id the
   // last walk saw: cgroup ids only grow, so that cgroup was made after the walk, and one more walk
-  // (at most once per `eager_interval`, once per such id) finds it at once. Without file handles
-  // (no CAP_DAC_READ_SEARCH) this is what keeps a fresh pod from showing up as "(unknown)".
+  // (once per such id) finds it at once. Eager walks are bounded by time share, not by a fixed
+  // interval: they may take at most `eager_share` of the wall time (a walk that took d waits
+  // d * (1/share - 1) before the next eager one), so a small tree is rewalked within a millisecond and
+  // a huge one cannot eat the agent's CPU. Without file handles (no CAP_DAC_READ_SEARCH) this is what
+  // keeps a fresh pod from showing up late or as "(unknown)".
   explicit CgroupPaths(std::string root,
                        std::chrono::milliseconds rescan_interval = std::chrono::milliseconds(1000),
-                       std::chrono::milliseconds eager_interval = std::chrono::milliseconds(50));
+                       double eager_share = 0.05);
 
   [[nodiscard]] const std::string& root() const { return root_; }
 
@@ -58,13 +61,14 @@ class CgroupPaths {
 
   std::string root_;
   std::chrono::milliseconds rescan_interval_;
-  std::chrono::milliseconds eager_interval_;
+  double eager_share_;
   mutable std::mutex mu_;
   bool alive_locked(std::uint64_t id, const std::string& rel) const;
 
   std::unordered_map<std::uint64_t, std::string> paths_;
   std::unordered_map<std::uint64_t, std::chrono::steady_clock::time_point> gone_since_;
-  std::chrono::steady_clock::time_point last_walk_{};
+  std::chrono::steady_clock::time_point last_walk_{};      // when the last walk ended
+  std::chrono::steady_clock::duration last_walk_took_{};  // and how long it took
   std::chrono::steady_clock::time_point last_full_walk_{};  // last walk the rescan interval allowed
   bool walked_ = false;
   std::uint64_t newest_walked_ = 0;  // the largest id the walks have seen

@@ -31,7 +31,7 @@ TEST(CgroupPaths, FreshCgroupResolvedAtOnceWithoutFileHandles) {
   // In a child: the capability change must not leak into the rest of the test process.
   const int rc = run_in({}, [&]() -> int {
     if (!drop_effective(CAP_DAC_READ_SEARCH)) return 10;
-    metadata::CgroupPaths paths(root, std::chrono::hours(1), std::chrono::milliseconds(0));
+    metadata::CgroupPaths paths(root, std::chrono::hours(1), 1.0);
     if (paths.path(before.id()) != before.relative()) return 11;
     const auto walks = paths.walks();
     if (walks == 0) return 12;  // resolved by handle: the capability was not dropped

@@ -38,7 +38,7 @@ TEST_F(CgroupPathsTest, ResolvesByWalkAndCaches) {
 }
 
 TEST_F(CgroupPathsTest, UnknownIdsAreRateLimitedAndDeletedOnesForgotten) {
-  CgroupPaths paths(root_, std::chrono::hours(1), std::chrono::hours(1));
+  CgroupPaths paths(root_, std::chrono::hours(1), 1e-9);
   auto id = *CgroupPaths::id_of(root_ + "/system.slice/ssh.service");
   EXPECT_TRUE(paths.path(id).has_value());
   auto walks = paths.walks();
@@ -71,7 +71,7 @@ TEST_F(CgroupPathsTest, DeletedPathsOutliveTheirDirectoryForTheGracePeriod) {
 }
 
 TEST_F(CgroupPathsTest, AnIdNewerThanTheLastWalkGetsOneEagerWalk) {
-  CgroupPaths paths(root_, std::chrono::hours(1), std::chrono::milliseconds(0));
+  CgroupPaths paths(root_, std::chrono::hours(1), 1.0);  // no time-share bound
   ASSERT_TRUE(paths.path(*CgroupPaths::id_of(root_ + "/system.slice")).has_value());
   const auto walks = paths.walks();
   constexpr std::uint64_t kNewer = 0x7fffffffffffULL;  // newer than any inode here, and absent
@@ -82,6 +82,16 @@ TEST_F(CgroupPathsTest, AnIdNewerThanTheLastWalkGetsOneEagerWalk) {
   EXPECT_EQ(paths.walks(), walks + 1);  // made and gone between walks: no second eager walk for it
   EXPECT_FALSE(paths.path(1).has_value());
   EXPECT_EQ(paths.walks(), walks + 1);  // older than the walk: the rescan interval applies
+}
+
+TEST_F(CgroupPathsTest, EagerWalksKeepToTheirShareOfTime) {
+  // A share of one in a billion: after any walk (which takes some nanoseconds at least) the next eager
+  // walk would have to wait for seconds, so a newer id right after a walk does not walk again.
+  CgroupPaths paths(root_, std::chrono::hours(1), 1e-9);
+  ASSERT_TRUE(paths.path(*CgroupPaths::id_of(root_ + "/system.slice")).has_value());
+  const auto walks = paths.walks();
+  EXPECT_FALSE(paths.path(0x7fffffffffffULL).has_value());
+  EXPECT_EQ(paths.walks(), walks);
 }
 
 TEST(CgroupPaths, MissingRootIsNotFatal) {
