@@ -4,10 +4,12 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace podsight::testing {
 namespace {
@@ -236,7 +238,13 @@ FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options) : options_(std::mo
   server_->Delete(".*", other);
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("SSLServer: cannot bind");
-  thread_ = std::thread([this] { server_->listen_after_bind(); });
+  thread_ = std::thread([this] {
+    server_->listen_after_bind();
+    listener_done_ = true;
+  });
+  // httplib's stop() does nothing until the accept loop has marked itself running: a test that is
+  // torn down at once (a skip in SetUp on a busy machine) would otherwise join a loop that never ends.
+  while (!server_->is_running() && !listener_done_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
 FakeKubeApi::~FakeKubeApi() {

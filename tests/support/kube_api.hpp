@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -169,6 +170,7 @@ class FakeKubeApi {
 
   Options options_;
   std::unique_ptr<httplib::Server> server_;
+  std::atomic<bool> listener_done_{false};
   std::thread thread_;
   int port_ = 0;
 

@@ -11,6 +11,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <future>
 #include <thread>
 
@@ -45,7 +47,12 @@ class TlsServer {
       res.set_content(req.get_header_value("Authorization"), "text/plain");
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    thread_ = std::thread([this] {
+      server_.listen_after_bind();
+      done_ = true;
+    });
+    // stop() is a no-op until the accept loop runs: wait for it, or a quick teardown hangs in join().
+    while (!server_.is_running() && !done_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   ~TlsServer() {
     server_.stop();
@@ -56,6 +63,7 @@ class TlsServer {
  private:
   httplib::SSLServer server_;
   int port_ = 0;
+  std::atomic<bool> done_{false};
   std::thread thread_;
 };
 
