@@ -10,9 +10,12 @@
 #   - a scrape is lost: no answer within 5 s, a status other than 200, or a body without
 #     podsight_build_info (every scrape counts, warm-up included);
 #   - memory grows: the median RSS of the last 20 % of the samples exceeds the median of the first
-#     20 % by more than SOAK_RSS_TOLERANCE_KIB (default 1024), after a warm-up of the first 10 %
+#     20 % by more than SOAK_RSS_TOLERANCE_KIB (default 1024) plus SOAK_RSS_PER_SERIES_KIB (default 4)
+#     for each series the scrape gained between those two windows, after a warm-up of the first 10 %
 #     (at least 5 samples) that is left out. Medians of many samples, so that one scrape's transient
-#     buffers (freed again at once) neither fail nor hide a steady climb;
+#     buffers (freed again at once) neither fail nor hide a steady climb. The agent counts the whole
+#     host, so other workloads' new cgroups and commands add series, and memory that follows them is
+#     no leak (a scrape holds ~1 KiB per series); a leak grows with time at a constant series count;
 #   - descriptors grow: the same comparison for the open-fd count, tolerance SOAK_FD_TOLERANCE
 #     (default 2: a scrape connection or a scrape-time iterator open at the moment of reading);
 #   - a family does not count its load (exec, TCP, cgroup_skb or XDP counters unchanged over the run),
@@ -103,11 +106,11 @@ load udp "$cg/pkt" "$ns" -- bash -c 'while :; do echo soak >"/dev/udp/$1/9" || t
 
 echo "soak: ${secs}s, agent pid $apid on $host_ip:$port, netns $ns, veth $vh, cgroups $cg, samples $out" >&2
 python3 - "$secs" "$apid" "http://$host_ip:$port/metrics" "$out" "$cg2" "$cg" "$vh" \
-	"${SOAK_RSS_TOLERANCE_KIB:-1024}" "${SOAK_FD_TOLERANCE:-2}" <<'PY'
+	"${SOAK_RSS_TOLERANCE_KIB:-1024}" "${SOAK_FD_TOLERANCE:-2}" "${SOAK_RSS_PER_SERIES_KIB:-4}" <<'PY'
 import os, re, statistics, sys, time, urllib.request
 
 secs, pid, url, out, cg2, cg, veth = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4], *sys.argv[5:8]
-rss_tol, fd_tol = int(sys.argv[8]), int(sys.argv[9])
+rss_tol, fd_tol, per_series = int(sys.argv[8]), int(sys.argv[9]), float(sys.argv[10])
 rel = lambda p: cg[len(cg2):] + p  # the agent's cgroup label: the path below the cgroup2 root
 
 def proc():
@@ -168,6 +171,8 @@ k = max(1, len(steady) // 5)
 med = lambda rows, col: statistics.median(r[col] for r in rows)
 rss0, rss1 = med(steady[:k], 1), med(steady[-k:], 1)
 fd0, fd1 = med(steady[:k], 2), med(steady[-k:], 2)
+series0, series1 = med(steady[:k], 6), med(steady[-k:], 6)
+allowed = rss_tol + per_series * max(0, series1 - series0)
 ms = sorted(s[5] for s in samples)
 minutes = (steady[-1][0] - steady[0][0]) / 60 or 1
 print(f"soak: {len(samples)} scrapes, {len(lost)} lost; scrape ms median {statistics.median(ms):.1f}, "
@@ -175,11 +180,12 @@ print(f"soak: {len(samples)} scrapes, {len(lost)} lost; scrape ms median {statis
       file=sys.stderr)
 print(f"soak: RSS KiB median first/last 20% after {warm}s warm-up: {rss0:.0f} -> {rss1:.0f} "
       f"({(rss1 - rss0) / minutes:+.1f} KiB/min; min {min(s[1] for s in samples)}, max {max(s[1] for s in samples)}); "
+      f"allowed +{allowed:.0f} (series median {series0:.0f} -> {series1:.0f}); "
       f"fds {fd0:.0f} -> {fd1:.0f} (max {max(s[2] for s in samples)}); "
       f"threads {samples[0][3]} -> {samples[-1][3]}", file=sys.stderr)
 failures = [f"lost scrape at {l}" for l in lost[:10]]
-if rss1 - rss0 > rss_tol:
-    failures.append(f"RSS grew {rss1 - rss0:.0f} KiB (tolerance {rss_tol})")
+if rss1 - rss0 > allowed:
+    failures.append(f"RSS grew {rss1 - rss0:.0f} KiB (allowed {allowed:.0f}: {rss_tol} + {per_series:g} per added series)")
 if fd1 - fd0 > fd_tol:
     failures.append(f"open descriptors grew {fd1 - fd0:.0f} (tolerance {fd_tol})")
 if first is None:
