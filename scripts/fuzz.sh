@@ -5,15 +5,16 @@
 #
 #   scripts/fuzz.sh [BUILD_DIR] [TARGET...]     default: build-sanitize, every target it built
 #
-# Environment: FUZZ_SECONDS (per target, default 60), FUZZ_MAX_LEN (default 4096), FUZZ_JOBS (targets
-# run at once, default the number of CPUs).
+# Environment: FUZZ_SECONDS (per target, default 40: six targets, two at a time on CI's two CPUs, keep
+# the stage at ~2 minutes), FUZZ_MAX_LEN (default 4096), FUZZ_JOBS (targets run at once, default the
+# number of CPUs).
 # New inputs a run finds go to BUILD_DIR/fuzz-work/<target>/ (not committed). To grow a seed corpus:
 #   build-sanitize/tests/fuzz/fuzz_<t> -merge=1 tests/fuzz/corpus/<t> build-sanitize/fuzz-work/<t>
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-sanitize}
 shift || true
-seconds=${FUZZ_SECONDS:-60}
+seconds=${FUZZ_SECONDS:-40}
 max_len=${FUZZ_MAX_LEN:-4096}
 list=$build/tests/fuzz/targets.txt
 [[ -r "$list" ]] || { echo "fuzz: $list missing: configure $build with -DPODSIGHT_FUZZ=ON" >&2; exit 1; }

@@ -36,9 +36,10 @@ stage "dependencies" scripts/deps.sh
 stage "build" scripts/build.sh
 scripts/kernel-mounts.sh || true
 stage "tests" tests build
+stage "soak" scripts/soak.sh 60 # every family under exec, TCP and packet load; no growth, no lost scrape
 stage "packaging" tests/packaging/run.sh  # chart, manifests, alerts, least privilege, container image
 stage "sanitizer build" sanitize_build
 stage "sanitizer tests" sanitize_tests
-stage "fuzzing" scripts/fuzz.sh build-sanitize # FUZZ_SECONDS per target, default 60
+stage "fuzzing" scripts/fuzz.sh build-sanitize # FUZZ_SECONDS per target, default 40
 stage "kernel matrix" scripts/kernel-matrix.sh build/agent/podsight # Debian 5.10, 6.1, 6.12 under qemu
 printf 'time: %s\n' "${stage_times[@]}" >&2

@@ -309,10 +309,13 @@ class Decoder final : public nlohmann::json_sax<json> {
     const bool app = status_list_ == "containerStatuses";
     app_statuses_ += app ? 1 : 0;
     if (status_list_ != "ephemeralContainerStatuses" && cs_id_.empty()) missing_ids_ = true;
-    if (pod_->containers.size() >= limits_.max_containers) return;
-    if (!cs_id_.empty()) pod_->containers.push_back({strip_scheme(cs_id_), cs_name_});
-    if (!cs_last_id_.empty() && cs_last_id_ != cs_id_)
-      pod_->containers.push_back({strip_scheme(cs_last_id_), cs_name_});
+    // Checked before each push: a status adds up to two IDs (current and previous).
+    const auto keep = [&](const std::string& id) {
+      if (pod_->containers.size() < limits_.max_containers)
+        pod_->containers.push_back({strip_scheme(id), cs_name_});
+    };
+    if (!cs_id_.empty()) keep(cs_id_);
+    if (!cs_last_id_.empty() && cs_last_id_ != cs_id_) keep(cs_last_id_);
   }
 
   void end_pod() {

@@ -22,7 +22,7 @@ struct LabelAllowlist {
 struct DecodeLimits {
   std::size_t max_depth = 64;          // JSON nesting; deeper input is rejected (a pod nests ~12 deep)
   std::size_t max_field_bytes = 1024;  // any kept string; a longer one makes the pod invalid
-  std::size_t max_containers = 256;    // container statuses kept per pod; more are ignored
+  std::size_t max_containers = 256;    // container IDs kept per pod (current and previous); more are ignored
   std::size_t max_labels = 64;         // allowlisted labels kept per pod; more are ignored
 };
 

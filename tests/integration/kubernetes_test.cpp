@@ -670,6 +670,70 @@ TEST_F(Kubernetes, KubeconfigAndAnUnreachableApiServer) {
   EXPECT_EQ(api_->requests().back().authorization, "Bearer e2e-token");
 }
 
+// The API server goes away after the agent synced (its port closed, the watch cut) and comes back
+// with what the cluster did meanwhile: metrics flow all along, known pods keep their labels, /readyz
+// and podsight_kubernetes_* say "stale", and once the server is back a pod created while it was away
+// gets its labels on the counts its container made before the agent knew it.
+TEST_F(Kubernetes, ApiServerDownKeepsMetricsAndIdentityRecoversWhenItIsBack) {
+  const std::string s = random_suffix(4);
+  TestPod known{"shop", "known-" + s, uuid("k" + s), "node-e2e", {{"app", hex_id("k-app" + s)}}};
+  TestPod late{"shop", "late-" + s, uuid("l" + s), "node-e2e", {{"app", hex_id("l-app" + s)}}};
+  PodCgroups cgroups;
+  TestCgroup& cg_known = cgroups.container(known, known.containers[0].second, "systemd", "burstable");
+  TestCgroup& cg_late = cgroups.container(late, late.containers[0].second, "cgroupfs", "besteffort");
+  api_->upsert(pod_json(known));
+  const std::string comm_known = "pdk" + random_suffix(8), comm_late = "pdl" + random_suffix(8);
+
+  AgentProcess agent(in_cluster_config());
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); })) << agent.get("/readyz").body;
+  for (int i = 0; i < 2; ++i) ASSERT_EQ(cg_known.run({binary(comm_known)}), 0);
+  expect_pod_series(agent.scrape(), "podsight_process_execs_total", {{"comm", comm_known}}, known, "app", 2);
+
+  api_->stop_serving();
+  ASSERT_TRUE(eventually([&] {
+    return agent.scrape().value("podsight_kubernetes_sync_state", {{"state", "stale"}}) == 1;
+  })) << agent.get("/readyz").body;
+  ASSERT_TRUE(eventually([&] {
+    return agent.scrape().value("podsight_kubernetes_errors_total", {{"reason", "connect"}}).value_or(0) >= 1;
+  }));
+  auto ready = agent.get("/readyz");
+  EXPECT_EQ(ready.status, 200) << ready.body;
+  auto doc = nlohmann::json::parse(ready.body);
+  EXPECT_EQ(doc["status"], "degraded");
+  EXPECT_EQ(doc["kubernetes"]["state"], "stale");
+  EXPECT_NE(doc["kubernetes"]["error"].get<std::string>().find("connect"), std::string::npos) << ready.body;
+  // Counting goes on; the known pod keeps its labels; the pod the agent has not heard of is labelled
+  // by its cgroup path.
+  api_->upsert(pod_json(late));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(cg_known.run({binary(comm_known)}), 0);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(cg_late.run({binary(comm_late)}), 0);
+  Scrape down = agent.scrape();
+  expect_pod_series(down, "podsight_process_execs_total", {{"comm", comm_known}}, known, "app", 5);
+  auto unlabelled = one_series(down, "podsight_process_execs_total", {{"comm", comm_late}});
+  ASSERT_TRUE(unlabelled.has_value()) << down.text();
+  EXPECT_EQ(unlabelled->labels.at("cgroup"), cg_late.relative());
+  EXPECT_EQ(unlabelled->labels.at("pod"), "");
+  EXPECT_EQ(unlabelled->value, 4);
+  EXPECT_EQ(down.value("podsight_kubernetes_pods"), 1);
+  EXPECT_EQ(promtool_problems(down.text()), "");
+
+  api_->serve_again();
+  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); }, std::chrono::seconds(60)))
+      << agent.get("/readyz").body;
+  // In sync means the watch runs again; the event it replays may be applied just after.
+  ASSERT_TRUE(eventually([&] { return agent.scrape().value("podsight_kubernetes_pods") == 2; }));
+  Scrape back = agent.scrape();
+  expect_pod_series(back, "podsight_process_execs_total", {{"comm", comm_known}}, known, "app", 5);
+  expect_pod_series(back, "podsight_process_execs_total", {{"comm", comm_late}}, late, "app", 4);
+  EXPECT_EQ(back.value("podsight_kubernetes_pods"), 2);
+  EXPECT_EQ(back.value("podsight_kubernetes_sync_state", {{"state", "stale"}}), 0);
+  ready = agent.get("/readyz");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(ready.body)["status"], "ready") << ready.body;
+  EXPECT_TRUE(agent.running());
+}
+
 TEST_F(Kubernetes, SeriesLimitFoldsExactlyTheExcess) {
   const std::string s = random_suffix(4);
   std::vector<TestPod> pods;

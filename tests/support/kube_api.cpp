@@ -209,11 +209,16 @@ nlohmann::json service_json(const TestService& s) {
       {"status", {{"loadBalancer", json::object()}}}};
 }
 
-FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options) : options_(std::move(options)) {
+FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options)
+    : options_(std::move(options)), cert_file_(pki.server_cert()), key_file_(pki.server_key()) {
+  serve(0);
+}
+
+void FakeKubeApi::serve(int port) {
   if (options_.client_ca_file.empty()) {
-    server_ = std::make_unique<httplib::SSLServer>(pki.server_cert().c_str(), pki.server_key().c_str());
+    server_ = std::make_unique<httplib::SSLServer>(cert_file_.c_str(), key_file_.c_str());
   } else {
-    server_ = std::make_unique<httplib::SSLServer>(pki.server_cert().c_str(), pki.server_key().c_str(),
+    server_ = std::make_unique<httplib::SSLServer>(cert_file_.c_str(), key_file_.c_str(),
                                                    options_.client_ca_file.c_str());
   }
   if (!server_->is_valid()) throw std::runtime_error("SSLServer: certificates not usable");
@@ -236,7 +241,11 @@ FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options) : options_(std::mo
   server_->Put(".*", other);
   server_->Patch(".*", other);
   server_->Delete(".*", other);
-  port_ = server_->bind_to_any_port("127.0.0.1");
+  if (port == 0) {
+    port_ = server_->bind_to_any_port("127.0.0.1");
+  } else {
+    port_ = server_->bind_to_port("127.0.0.1", port) ? port : -1;
+  }
   if (port_ <= 0) throw std::runtime_error("SSLServer: cannot bind");
   thread_ = std::thread([this] {
     server_->listen_after_bind();
@@ -247,7 +256,10 @@ FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options) : options_(std::mo
   while (!server_->is_running() && !listener_done_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
 }
 
-FakeKubeApi::~FakeKubeApi() {
+FakeKubeApi::~FakeKubeApi() { stop_serving(); }
+
+void FakeKubeApi::stop_serving() {
+  if (!thread_.joinable()) return;
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
@@ -255,6 +267,13 @@ FakeKubeApi::~FakeKubeApi() {
   cv_.notify_all();
   server_->stop();
   thread_.join();
+  std::lock_guard lock(mu_);
+  stopping_ = false;
+  watchers_.clear();
+}
+
+void FakeKubeApi::serve_again() {
+  if (!thread_.joinable()) serve(port_);
 }
 
 std::string FakeKubeApi::event_line(const std::string& type, const nlohmann::json& object) {

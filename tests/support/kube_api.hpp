@@ -117,6 +117,13 @@ class FakeKubeApi {
   void drop_watches();
   void end_watches();
 
+  // An API server restart: stop_serving() cuts every open watch and closes the port (clients get
+  // "connection refused"); serve_again() listens on the same port. What the cluster holds (pods,
+  // services, history, resourceVersion) survives, as it does in etcd; changes made in between are
+  // in the history a watch replays.
+  void stop_serving();
+  void serve_again();
+
   void set_token(const std::string& token);
   // The next `count` requests (list or watch) are answered with `status` and a metav1.Status body.
   void fail_next(int status, int count = 1);
@@ -158,6 +165,7 @@ class FakeKubeApi {
     nlohmann::json object;
   };
 
+  void serve(int port);  // builds the TLS server, binds `port` (0: any) and starts its thread
   void handle(const void* req, void* res);
   [[nodiscard]] bool visible(const Selection& s, const std::string& resource,
                              const nlohmann::json& object) const;
@@ -169,6 +177,7 @@ class FakeKubeApi {
   static std::string status_body(int code, const std::string& reason, const std::string& message);
 
   Options options_;
+  std::string cert_file_, key_file_;
   std::unique_ptr<httplib::Server> server_;
   std::atomic<bool> listener_done_{false};
   std::thread thread_;

@@ -364,7 +364,7 @@ std::set<std::string> effective_capabilities(pid_t pid) {
 }
 
 AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std::string> extra_args,
-                           std::optional<std::string> capabilities) {
+                           std::optional<std::string> capabilities, std::vector<std::string> command_prefix) {
   dir_ = make_temp_dir("podsight-agent");
   config_path_ = dir_ + "/config.json";
   log_path_ = dir_ + "/agent.log";
@@ -377,8 +377,11 @@ AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std
   if (!cfg.contains("kubernetes")) cfg["kubernetes"] = {{"source", "off"}};
   write_file(config_path_, cfg.dump(2));
   if (!capabilities) capabilities = agent_capabilities_from_env(cfg.value("bpf_stats", false));
-  std::vector<std::string> argv;
-  if (capabilities) argv = with_only_capabilities(*capabilities);
+  std::vector<std::string> argv = std::move(command_prefix);
+  if (capabilities) {
+    const auto caps = with_only_capabilities(*capabilities);
+    argv.insert(argv.end(), caps.begin(), caps.end());
+  }
   argv.insert(argv.end(), {PODSIGHT_AGENT_BINARY, "--config", config_path_});
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
 

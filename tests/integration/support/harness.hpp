@@ -111,8 +111,11 @@ class AgentProcess {
  public:
   // `config_json` is merged over a base config that listens on 127.0.0.1 on a free port.
   // `capabilities` (see with_only_capabilities) overrides agent_capabilities_from_env().
+  // `command_prefix` runs first and is handed the rest of the command line (e.g. `unshare` to start
+  // the agent in a mount namespace of its own).
   explicit AgentProcess(const std::string& extra_config_json = "{}", std::vector<std::string> extra_args = {},
-                        std::optional<std::string> capabilities = std::nullopt);
+                        std::optional<std::string> capabilities = std::nullopt,
+                        std::vector<std::string> command_prefix = {});
   ~AgentProcess();
   AgentProcess(const AgentProcess&) = delete;
   AgentProcess& operator=(const AgentProcess&) = delete;
