@@ -247,6 +247,7 @@ void FakeKubeApi::serve(int port) {
     port_ = server_->bind_to_port("127.0.0.1", port) ? port : -1;
   }
   if (port_ <= 0) throw std::runtime_error("SSLServer: cannot bind");
+  listener_done_ = false;
   thread_ = std::thread([this] {
     server_->listen_after_bind();
     listener_done_ = true;
