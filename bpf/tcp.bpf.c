@@ -1,12 +1,14 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /* tcp family: connection lifecycle, payload bytes and retransmits per (cgroup, direction).
  *
- * Lifecycle comes from one handler behind four entry points (tp_btf and classic tracepoint
+ * Lifecycle comes from one handler behind four entry points (tp_btf and raw tracepoint
  * sock/inet_sock_set_state, fentry and kprobe on tcp_set_state); the agent keeps one and disables
- * the others' autoload. Retransmits come from the tcp_retransmit_skb / tcp_retransmit_synack
- * tracepoints. Bytes: each established socket has a record of what it already added to tcp_stats;
- * when it closes, the payload it carried beyond that is added, and at scrape time an iterator folds
- * the still-open sockets the same way, so a byte is added once.
+ * the others' autoload. Bytes: each established socket has a record of what it already added to
+ * tcp_stats; when it closes, the payload it carried beyond that is added, and at scrape time an
+ * iterator folds the still-open sockets the same way, so a byte is added once. Retransmitted segments
+ * of established sockets are folded the same way from the kernel's own per-socket count; those
+ * before establishment (SYN, SYN-ACK) come from the tcp_retransmit_skb / tcp_retransmit_synack
+ * tracepoints (tp_btf, else raw tracepoints).
  *
  * The record lives in one of two places, chosen by the agent at start-up:
  * - socket storage (tcp_sk, BPF_MAP_TYPE_SK_STORAGE), for the BTF-typed handlers (tp_btf, fentry):
@@ -105,31 +107,11 @@ struct sock___flags_old {
 } __attribute__((preserve_access_index));
 
 /* Newer kernels (commit "tcp: add the err to tcp_retransmit_skb tracepoint", present on 6.18) also
- * fire the tracepoint for retransmissions that failed, with err set; older ones fire it only on
- * success and have no err. The agent reads from the kernel's BTF whether it is there and where: a CO-RE
+ * fire the tracepoint for retransmissions that failed, with err as a third argument; older ones fire it
+ * only on success and have no err. The agent reads from the kernel's BTF whether it is there: a CO-RE
  * relocation against the record type, which older kernels name differently, would make libbpf look
  * through module BTF, and listing BTF objects needs CAP_SYS_ADMIN. */
-const volatile bool retransmit_err = false; /* tp_btf: the third argument is err */
-const volatile __u32 retransmit_err_off = 0; /* classic tracepoint: offset of err in the record, or 0 */
-
-/* Layout of the classic tracepoints' records up to the fields we read; stable since 4.16. */
-struct state_record {
-	__u64 common;
-	const void *skaddr;
-	int oldstate;
-	int newstate;
-};
-
-struct retransmit_record {
-	__u64 common;
-	const void *skbaddr;
-	const void *skaddr;
-};
-
-struct synack_record {
-	__u64 common;
-	const void *skaddr;
-};
+const volatile bool retransmit_err = false;
 
 static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
 {
@@ -223,12 +205,13 @@ static __always_inline struct tcp_remote_stats *remote_slot(__u64 cgroup_id, __u
 	return podsight_lookup_or_insert(&tcp_remote_stats, &key, &zero, &map_errors, TCP_MAP_REMOTE);
 }
 
-/* Payload a fold added, also under the connection's remote endpoint if it is outbound. */
-static __always_inline void remote_bytes(const struct tcp_conn *c, __u64 sent, __u64 received)
+/* Payload and retransmissions a fold added, also under the connection's remote endpoint if it is
+ * outbound. */
+static __always_inline void remote_bytes(const struct tcp_conn *c, __u64 sent, __u64 received, __u64 retrans)
 {
 	struct tcp_remote_stats *r;
 
-	if (!remote_enabled || c->direction != TCP_DIR_OUTBOUND || (!sent && !received))
+	if (!remote_enabled || c->direction != TCP_DIR_OUTBOUND || (!sent && !received && !retrans))
 		return;
 	r = remote_slot(c->cgroup_id, c->remote);
 	if (!r)
@@ -237,6 +220,20 @@ static __always_inline void remote_bytes(const struct tcp_conn *c, __u64 sent, _
 		__sync_fetch_and_add(&r->sent_bytes, sent);
 	if (received)
 		__sync_fetch_and_add(&r->received_bytes, received);
+	if (retrans)
+		__sync_fetch_and_add(&r->retransmits, retrans);
+}
+
+/* Segments the socket retransmitted since its record was made. The kernel counts them in
+ * tcp_sock.total_retrans next to TcpRetransSegs, for every retransmission, whether or not the
+ * tcp_retransmit_skb tracepoint reaches our program (it does not always: under load a few in a
+ * hundred went missing, with no recursion miss counted). A u32 that only grows: the difference is
+ * right across a wrap, and a lockless read sees some value it had. */
+static __always_inline __u64 retrans_of(const struct sock *sk, const struct tcp_conn *c)
+{
+	__u32 now = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
+
+	return (__u32)(now - (__u32)c->retrans_base);
 }
 
 /* Payload bytes of a socket so far, from the u64 RFC 4898 counters (they do not wrap at 4 GiB like
@@ -283,16 +280,18 @@ static __always_inline void payload(const struct sock *sk, const struct tcp_conn
 static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
 {
 	struct tcp_stats *s;
-	__u64 sent, received, ds, dr;
+	__u64 sent, received, retrans, ds, dr, dx;
 
 	payload(sk, c, &sent, &received);
-	if (sent <= c->sent_folded && received <= c->received_folded)
+	retrans = retrans_of(sk, c);
+	if (sent <= c->sent_folded && received <= c->received_folded && retrans <= c->retrans_folded)
 		return;
 	s = stats_slot(c->cgroup_id, c->direction);
 	if (!s)
 		return; /* counted as a stats map error; retried at the next fold */
 	ds = sent > c->sent_folded ? sent - c->sent_folded : 0;
 	dr = received > c->received_folded ? received - c->received_folded : 0;
+	dx = retrans > c->retrans_folded ? retrans - c->retrans_folded : 0;
 	if (ds) {
 		__sync_fetch_and_add(&s->sent_bytes, ds);
 		c->sent_folded = sent;
@@ -301,7 +300,11 @@ static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
 		__sync_fetch_and_add(&s->received_bytes, dr);
 		c->received_folded = received;
 	}
-	remote_bytes(c, ds, dr);
+	if (dx) {
+		__sync_fetch_and_add(&s->retransmits, dx);
+		c->retrans_folded = retrans;
+	}
+	remote_bytes(c, ds, dr, dx);
 }
 
 static __always_inline struct tcp_conn new_conn(const struct sock *sk, __u64 cgroup_id, __u8 direction)
@@ -312,6 +315,8 @@ static __always_inline struct tcp_conn new_conn(const struct sock *sk, __u64 cgr
 		.start_ns = bpf_ktime_get_ns(),
 		.acked_base = BPF_CORE_READ(tp, bytes_acked),
 		.received_base = BPF_CORE_READ(tp, bytes_received),
+		/* the SYN's and SYN-ACK's retransmissions were counted as they happened */
+		.retrans_base = BPF_CORE_READ(tp, total_retrans),
 		.direction = direction,
 		.state = TCP_ESTABLISHED,
 	};
@@ -385,23 +390,27 @@ static __always_inline __u64 claim(__u64 *folded, __u64 upto)
 
 /* Adds payload up to (sent, received) beyond what was already folded, claiming it first so that a
  * byte is added once whoever else folds the socket at the same time. */
-static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 received)
+static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 received, __u64 retrans)
 {
 	struct tcp_stats *s;
-	__u64 ds, dr;
+	__u64 ds, dr, dx;
 
-	if (sent <= *(volatile __u64 *)&c->sent_folded && received <= *(volatile __u64 *)&c->received_folded)
+	if (sent <= *(volatile __u64 *)&c->sent_folded && received <= *(volatile __u64 *)&c->received_folded &&
+	    retrans <= *(volatile __u64 *)&c->retrans_folded)
 		return;
 	s = stats_slot(c->cgroup_id, c->direction);
 	if (!s)
 		return; /* counted as a stats map error; retried at the next fold */
 	ds = claim(&c->sent_folded, sent);
 	dr = claim(&c->received_folded, received);
+	dx = claim(&c->retrans_folded, retrans);
 	if (ds)
 		__sync_fetch_and_add(&s->sent_bytes, ds);
 	if (dr)
 		__sync_fetch_and_add(&s->received_bytes, dr);
-	remote_bytes(c, ds, dr);
+	if (dx)
+		__sync_fetch_and_add(&s->retransmits, dx);
+	remote_bytes(c, ds, dr, dx);
 }
 
 /* A full memory barrier: BPF atomic operations that return the old value are fully ordered (lock
@@ -443,6 +452,7 @@ static __always_inline void fold_unlocked(const struct sock *sk, struct tcp_conn
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	__u64 acked = BPF_CORE_READ(tp, bytes_acked);
 	__u64 rcvd = BPF_CORE_READ(tp, bytes_received);
+	__u64 retrans = retrans_of(sk, c);
 	__u64 sent, received;
 
 	full_fence();
@@ -453,7 +463,7 @@ static __always_inline void fold_unlocked(const struct sock *sk, struct tcp_conn
 		full_fence();
 		payload_of(sk, c, acked, rcvd, &sent, &received);
 	}
-	fold_claim(c, sent, received);
+	fold_claim(c, sent, received, retrans);
 }
 
 /* ---- handlers, for either place of the record (in_storage is a constant at every call) ---- */
@@ -524,7 +534,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 			__u64 sent, received;
 
 			payload(sk, c, &sent, &received);
-			fold_claim(c, sent, received);
+			fold_claim(c, sent, received, retrans_of(sk, c));
 		} else {
 			fold(sk, c);
 		}
@@ -554,10 +564,16 @@ int BPF_PROG(tcp_state_tp_btf_sk, const struct sock *sk, const int oldstate, con
 	return on_state(sk, oldstate, newstate, true);
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int tcp_state_tracepoint(struct state_record *ctx)
+/* The "tracepoint" variant attaches to the same tracepoints as raw tracepoints, not through perf: a
+ * perf-attached (classic) tracepoint program is skipped, silently and without counting a miss, when
+ * any BPF program or BPF map syscall is already active on the CPU (the kernel's global bpf_prog_active
+ * guard). Retransmits and passive opens happen in softirq, which interrupts whatever runs there, so on
+ * a node with other BPF tools events would go missing. A raw tracepoint program is only kept from
+ * nesting in itself, and the kernel counts that in its recursion_misses. */
+SEC("raw_tracepoint/inet_sock_set_state")
+int BPF_PROG(tcp_state_tracepoint, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return on_state(ctx->skaddr, ctx->oldstate, ctx->newstate, false);
+	return on_state(sk, oldstate, newstate, false);
 }
 
 /* tcp_set_state() is where every TCP transition this family counts happens (inet_sk_set_state only
@@ -597,17 +613,12 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	cb = (const void *)skb + bpf_core_field_offset(struct sk_buff, cb);
 	segs = BPF_CORE_READ(cb, tcp_gso_segs);
 	c = in_storage ? sk_conn(sk) : bpf_map_lookup_elem(&tcp_conns, &key);
-	if (c) {
-		cgroup_id = c->cgroup_id;
-		direction = c->direction;
-		remote = c->remote;
-	} else {
-		cgroup_id = sock_cgroup_id(sk);
-		direction = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT ? TCP_DIR_OUTBOUND :
-											 TCP_DIR_UNKNOWN;
-		/* a SYN: the connection has no record yet */
-		remote = remote_enabled && direction == TCP_DIR_OUTBOUND ? remote_of(&key) : 0;
-	}
+	if (c)
+		return 0; /* folded from tcp_sock.total_retrans at scrape time and at close */
+	/* No record: a SYN (the connection is not established yet), or a socket that found no room */
+	cgroup_id = sock_cgroup_id(sk);
+	direction = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT ? TCP_DIR_OUTBOUND : TCP_DIR_UNKNOWN;
+	remote = remote_enabled && direction == TCP_DIR_OUTBOUND ? remote_of(&key) : 0;
 	s = stats_slot(cgroup_id, direction);
 	if (s)
 		__sync_fetch_and_add(&s->retransmits, segs ? segs : 1);
@@ -637,18 +648,14 @@ int tcp_retransmit_tp_btf_sk(__u64 *ctx)
 	return on_retransmit((const struct sock *)ctx[0], (const struct sk_buff *)ctx[1], true);
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_skb")
-int tcp_retransmit_tracepoint(struct retransmit_record *ctx)
+SEC("raw_tracepoint/tcp_retransmit_skb")
+int tcp_retransmit_tracepoint(__u64 *ctx)
 {
-	if (retransmit_err_off) {
-		int err = 0;
-
-		/* the verifier takes only constant offsets in the instruction for context loads */
-		bpf_probe_read_kernel(&err, sizeof(err), (void *)ctx + retransmit_err_off);
-		if (err != 0)
-			return 0;
-	}
-	return on_retransmit(ctx->skaddr, ctx->skbaddr, false);
+	/* ctx: sk, skb[, err]; without err the read of ctx[2] is pruned as dead code, as it must be: the
+	 * attach refuses a program that reads beyond the tracepoint's arguments */
+	if (retransmit_err && (int)ctx[2] != 0)
+		return 0;
+	return on_retransmit((const struct sock *)ctx[0], (const struct sk_buff *)ctx[1], false);
 }
 
 /* A SYN-ACK retransmitted from a listener's request socket: one segment, the listener's workload. */
@@ -670,10 +677,10 @@ int BPF_PROG(tcp_synack_tp_btf, const struct sock *sk, const struct request_sock
 	return on_synack(sk);
 }
 
-SEC("tracepoint/tcp/tcp_retransmit_synack")
-int tcp_synack_tracepoint(struct synack_record *ctx)
+SEC("raw_tracepoint/tcp_retransmit_synack")
+int BPF_PROG(tcp_synack_tracepoint, const struct sock *sk, const struct request_sock *req)
 {
-	return on_synack(ctx->skaddr);
+	return on_synack(sk);
 }
 
 /* The open TCP socket behind an iter/tcp element, or NULL for request, time-wait, listening and
@@ -712,6 +719,7 @@ static __always_inline struct tcp_conn adopted_conn(const struct sock *sk, __u8 
 	payload(sk, &n, &sent, &received);
 	n.acked_base = sent;
 	n.received_base = received;
+	n.retrans_base = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
 	return n;
 }
 

@@ -71,6 +71,12 @@ void Self::collect_programs(metrics::Families& out) {
                                      "Time the kernel spent running this BPF program (counted only while BPF "
                                      "stats are enabled).",
                                      MetricType::Counter, {"program"});
+  // Always counted by the kernel (no BPF stats needed): events the program missed because a BPF program
+  // was already running on that CPU, so the family's counts fall short of the kernel's by this much.
+  metrics::FamilyBuilder missed("podsight_program_missed_runs_total",
+                                "Times the kernel skipped this BPF program because another BPF program was "
+                                "running on the same CPU; the program's events were not counted.",
+                                MetricType::Counter, {"program"});
   for (const auto* f : families_) {
     auto st = f->status();
     const std::string name(f->name());
@@ -87,12 +93,14 @@ void Self::collect_programs(metrics::Families& out) {
       if (bpf_obj_get_info_by_fd(p.fd, &info, &len) != 0) continue;
       runs.add({p.name}, static_cast<double>(info.run_cnt));
       run_seconds.add({p.name}, static_cast<double>(info.run_time_ns) / 1e9);
+      missed.add({p.name}, static_cast<double>(info.recursion_misses));
     }
   }
   out.push_back(attached.take());
   out.push_back(state.take());
   out.push_back(runs.take());
   out.push_back(run_seconds.take());
+  out.push_back(missed.take());
 }
 
 bool Self::collect_maps(const ScrapeContext& ctx, metrics::Families& out) {

@@ -32,7 +32,7 @@ namespace podsight::programs {
 namespace {
 
 static_assert(sizeof(tcp_conn_key) == 44, "tcp_conn_key layout is shared with bpf/tcp.bpf.c");
-static_assert(sizeof(tcp_conn) == 56, "tcp_conn layout is shared with bpf/tcp.bpf.c");
+static_assert(sizeof(tcp_conn) == 72, "tcp_conn layout is shared with bpf/tcp.bpf.c");
 static_assert(sizeof(tcp_stats_key) == 16, "tcp_stats_key layout is shared with bpf/tcp.bpf.c");
 static_assert(sizeof(tcp_stats) == 48, "tcp_stats layout is shared with bpf/tcp.bpf.c");
 static_assert(sizeof(tcp_open_record) == 16, "tcp_open_record layout is shared with bpf/tcp.bpf.c");
@@ -173,7 +173,7 @@ Status Tcp::try_variant(const std::string& variant, Context& ctx) {
   const bool btf_retransmit = (variant == "tp_btf" || variant == "fentry") &&
                               f.has_tp_btf("tcp_retransmit_skb") && f.has_tp_btf("tcp_retransmit_synack");
 
-  // Socket storage needs handlers that see the socket as a BTF pointer (the classic tracepoint and
+  // Socket storage needs handlers that see the socket as a BTF pointer (the raw tracepoint and
   // kprobe hand over a plain address), tracing programs allowed to use it (Linux >= 5.11), the
   // storage iterator (5.9) and atomic compare-and-swap (5.12): the last two show when loading.
   std::string sk_problem;
@@ -244,9 +244,9 @@ Status Tcp::load(const std::string& variant, OpenConnections method, bool btf_re
     bpf_program__set_autoload(p.tcp_iter_adopt, with_iter && sk);
     bpf_program__set_autoload(p.tcp_sk_iter, with_sk_iter);
     skel_->rodata->max_sk_conns = cfg_.max_connections;
-    const auto err_off = btf_member_offset(f, "trace_event_raw_tcp_retransmit_skb", "err");
-    skel_->rodata->retransmit_err = err_off.has_value();
-    skel_->rodata->retransmit_err_off = err_off.value_or(0);
+    // The record has err exactly when the tracepoint has it as a third argument.
+    skel_->rodata->retransmit_err =
+        btf_member_offset(f, "trace_event_raw_tcp_retransmit_skb", "err").has_value();
     // Unused by the socket-storage path, where it stays empty (entries are allocated one by one).
     if (int err = bpf_map__set_max_entries(skel_->maps.tcp_conns, cfg_.max_connections); err != 0) {
       do_stop();

@@ -36,6 +36,10 @@ struct tcp_conn {
 	 * active side, and a socket adopted at start-up carries bytes from before the agent. */
 	__u64 acked_base;
 	__u64 received_base;
+	/* Retransmitted segments the same way: the kernel's own per-socket count (tcp_sock.total_retrans,
+	 * what TcpRetransSegs adds up) at establishment, and how much beyond it was already added. */
+	__u64 retrans_base;
+	__u64 retrans_folded;
 	__u8 direction; /* enum tcp_direction */
 	__u8 state; /* TCP state of the last transition seen */
 	__u8 pad[2];

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -20,6 +21,7 @@
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -120,6 +122,26 @@ void close_socket(int fd, bool reset) {
 
 bool signal_parent(int fd) { return ::write(fd, "x", 1) == 1; }
 
+// Segments the kernel retransmitted on these sockets (tcp_sock.total_retrans: data, SYN, and on a
+// passive socket the SYN-ACKs its request socket retransmitted), UINT64_MAX if one cannot be read.
+std::uint64_t total_retrans(const int* fds, int n) {
+  std::uint64_t sum = 0;
+  for (int i = 0; i < n; ++i) {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    if (::getsockopt(fds[i], IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return UINT64_MAX;
+    sum += info.tcpi_total_retrans;
+  }
+  return sum;
+}
+
+// The exchanged event: one byte, then the side's retransmitted segments (one write: atomic on a pipe).
+bool signal_exchanged(int fd, std::uint64_t retrans) {
+  std::array<char, 1 + sizeof retrans> msg{'x'};
+  std::memcpy(msg.data() + 1, &retrans, sizeof retrans);
+  return ::write(fd, msg.data(), msg.size()) == static_cast<ssize_t>(msg.size());
+}
+
 bool wait_parent(int fd) {
   char c = 0;
   for (;;) {
@@ -135,6 +157,14 @@ bool wait_child_event(int fd) {
   if (::poll(&p, 1, 60000) != 1) return false;
   char c = 0;
   return ::read(fd, &c, 1) == 1;
+}
+
+// The u64 that follows an event byte (already written: one write() put both in the pipe).
+bool read_u64(int fd, std::uint64_t& out) {
+  std::array<char, sizeof out> buf{};
+  if (::read(fd, buf.data(), buf.size()) != static_cast<ssize_t>(buf.size())) return false;
+  std::memcpy(&out, buf.data(), sizeof out);
+  return out != UINT64_MAX;
 }
 
 std::array<int, 2> make_pipe() {
@@ -182,7 +212,7 @@ TcpExchange::TcpExchange(const Placement& client, const Placement& server, TcpEx
       if (!write_all(conns[i], buf, server_bytes)) return kWrite;
     }
     if (!wait_all_acked(conns.data(), n)) return kUnacked;
-    if (!signal_parent(sev[1]) || !wait_parent(scmd[0])) return kControl;
+    if (!signal_exchanged(sev[1], total_retrans(conns.data(), n)) || !wait_parent(scmd[0])) return kControl;
     for (int i = 0; i < n; ++i) {
       // the client closes first: read its FIN (or RST), then close our side
       while (::read(conns[i], buf, cap) > 0) {
@@ -219,7 +249,7 @@ TcpExchange::TcpExchange(const Placement& client, const Placement& server, TcpEx
       if (!read_exact(conns[i], buf, cap, server_bytes)) return kRead;
     }
     if (!wait_all_acked(conns.data(), n)) return kUnacked;
-    if (!signal_parent(cev[1]) || !wait_parent(ccmd[0])) return kControl;
+    if (!signal_exchanged(cev[1], total_retrans(conns.data(), n)) || !wait_parent(ccmd[0])) return kControl;
     for (int i = 0; i < n; ++i) close_socket(conns[i], reset);
     return kOk;
   });
@@ -243,8 +273,8 @@ TcpExchange::~TcpExchange() {
 
 bool TcpExchange::wait_exchanged() {
   if (server_ < 0 || client_ < 0) return false;
-  const bool client_done = wait_child_event(client_events_);
-  const bool server_done = wait_child_event(server_events_);
+  const bool client_done = wait_child_event(client_events_) && read_u64(client_events_, client_retrans_);
+  const bool server_done = wait_child_event(server_events_) && read_u64(server_events_, server_retrans_);
   if (client_done && server_done) return true;
   ADD_FAILURE() << "TCP exchange did not complete: client " << (client_done ? "done" : "failed")
                 << ", server " << (server_done ? "done" : "failed") << " (exit codes: client "
@@ -274,27 +304,20 @@ int tcp_connect_once(const std::string& addr, int port) {
 }
 
 std::uint64_t tcp_mib(const NetNs& ns, const std::string& field) {
-  auto r = run_command({"ip", "netns", "exec", ns.name(), "cat", "/proc/net/snmp"});
-  if (r.exit_code != 0) throw std::runtime_error("cannot read /proc/net/snmp in " + ns.name() + ": " + r.out);
-  // "Tcp: Name1 Name2 ..." followed by "Tcp: value1 value2 ..."
+  // "Tcp:"/"TcpExt:" lines come in pairs, names then values.
+  auto r = run_command({"ip", "netns", "exec", ns.name(), "cat", "/proc/net/snmp", "/proc/net/netstat"});
+  if (r.exit_code != 0) throw std::runtime_error("cannot read the TCP MIB in " + ns.name() + ": " + r.out);
   std::istringstream in(r.out);
-  std::string names;
-  std::string values;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.starts_with("Tcp:")) continue;
-    if (names.empty()) {
-      names = line;
-    } else {
-      values = line;
-      break;
+  for (std::string names, values; std::getline(in, names);) {
+    if (!names.starts_with("Tcp:") && !names.starts_with("TcpExt:")) continue;
+    if (!std::getline(in, values)) break;
+    std::istringstream n(names);
+    std::istringstream v(values);
+    for (std::string name, value; n >> name && v >> value;) {
+      if (name == field) return std::stoull(value);
     }
   }
-  std::istringstream n(names);
-  std::istringstream v(values);
-  for (std::string name, value; n >> name && v >> value;) {
-    if (name == field) return std::stoull(value);
-  }
-  throw std::runtime_error("no Tcp field " + field + " in /proc/net/snmp");
+  throw std::runtime_error("no Tcp or TcpExt field " + field + " in the MIB of " + ns.name());
 }
 
 bool agents_may_setns() {

@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace podsight::testing {
@@ -37,6 +38,10 @@ class TcpExchange {
 
   // Fails the test (and returns false) if a side gave up.
   bool wait_exchanged();
+  // After wait_exchanged(): segments the kernel retransmitted on the client's / the server's
+  // connections so far (per socket, TCP_INFO tcpi_total_retrans; the server's include SYN-ACKs).
+  [[nodiscard]] std::uint64_t client_retransmits() const { return client_retrans_; }
+  [[nodiscard]] std::uint64_t server_retransmits() const { return server_retrans_; }
   // Tells both sides to close every connection (client first, the server after it read EOF) and waits
   // for both processes. Fails the test (and returns false) if a side did not exit cleanly.
   bool close();
@@ -49,6 +54,8 @@ class TcpExchange {
   int client_events_ = -1;
   int server_cmd_ = -1;  // write end: one byte tells the side to close
   int client_cmd_ = -1;
+  std::uint64_t client_retrans_ = 0;
+  std::uint64_t server_retrans_ = 0;
 };
 
 // One connect() from the calling process; returns 0 on success, else the errno (ECONNREFUSED for a
@@ -71,8 +78,8 @@ inline bool kernel_supports_tcp_sk_storage() {
 // the suite so, with the helm chart's capabilities).
 bool agents_may_setns();
 
-// A counter of the kernel's TCP MIB (/proc/net/snmp "Tcp:" line, e.g. "RetransSegs") as seen from
-// network namespace `ns`.
+// A counter of the kernel's TCP MIB as seen from network namespace `ns`: a "Tcp:" field of
+// /proc/net/snmp (e.g. "RetransSegs") or a "TcpExt:" one of /proc/net/netstat (e.g. "TCPRetransFail").
 std::uint64_t tcp_mib(const NetNs& ns, const std::string& field);
 
 }  // namespace podsight::testing
