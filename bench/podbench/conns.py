@@ -5,7 +5,8 @@ sockets the tcp family tracks), each step measured over a phase scraped like Pro
 A loopback connection is two established sockets, both tracked (on a node they would be two pods'
 ends), so 50k connections are 100k tracked entries. The file descriptor limit here is 20000 per
 process and cannot be raised (no CAP_SYS_RESOURCE), so the sockets are spread over several holder
-processes; each listens on its own port, and the namespace's ephemeral port range is widened.
+processes; each listens on its own port, below the namespace's ephemeral port range (widened to
+2000-65000), which no client socket can then hold.
 Run as a script (`conns.py hold ...`) this file is the holder."""
 
 import contextlib
@@ -51,7 +52,7 @@ def _netns():
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=1024 65000"],
+        subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv4.ip_local_port_range=2000 65000"],
                        check=True, capture_output=True)
         yield ns
     finally:
@@ -66,7 +67,7 @@ class _Holders:
         from .common import BenchError
         while self.pairs < pairs:
             n = min(PAIRS_PER_HOLDER, pairs - self.pairs)
-            port = 20000 + len(self.procs)
+            port = 1500 + len(self.procs)  # below the ephemeral range: never some client's port
             # The cgroup is joined before `ip netns exec`, which mounts a sysfs of its own over /sys.
             p = subprocess.Popen(["ip", "netns", "exec", self.ns, sys.executable, os.path.abspath(__file__), "hold",
                                   str(port), str(n)],
