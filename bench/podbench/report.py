@@ -43,8 +43,8 @@ def _load(m):
 
 
 def _stamp(m):
-    return (f"_Measured {m.get('_run', '?')}{' (--quick)' if m.get('_quick') else ''}, {_load(m)}, "
-            f"{m.get('rounds', '—')} interleaved rounds._")
+    rounds = f", {m['rounds']} interleaved rounds" if "rounds" in m else ""
+    return f"_Measured {m.get('_run', '?')}{' (--quick)' if m.get('_quick') else ''}, {_load(m)}{rounds}._"
 
 
 def _table(header, rows):
