@@ -131,7 +131,8 @@ static __always_inline __u64 sock_cgroup_id(const struct sock *sk)
 	return BPF_CORE_READ(cgrp, kn, id);
 }
 
-/* False for anything that is not an IPv4/IPv6 TCP socket (MPTCP's parent socket, SCTP, ...). */
+/* The connection's key; false for anything that is not an IPv4/IPv6 TCP socket (MPTCP's parent
+ * socket, SCTP, ...). */
 static __always_inline bool make_key(const struct sock *sk, struct tcp_conn_key *key)
 {
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
@@ -243,26 +244,36 @@ static __always_inline __u64 retrans_of(const struct sock *sk, const struct tcp_
  * been queued in exactly the FIN_WAIT1/FIN_WAIT2/CLOSING/LAST_ACK states and, being the last sequence
  * number, is acked when snd_una reaches write_seq; the peer's FIN has been received when tcp_fin() set
  * SOCK_DONE. */
-static __always_inline void payload_of(const struct sock *sk, const struct tcp_conn *c, __u64 acked,
-				       __u64 rcvd, __u64 *sent, __u64 *received)
+static __always_inline void payload_from(const struct tcp_conn *c, __u8 state, unsigned long flags,
+					 bool fin_acked, __u64 acked, __u64 rcvd, __u64 *sent, __u64 *received)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
-	unsigned long flags;
 	int done_bit = bpf_core_enum_value(enum sock_flags, SOCK_DONE);
 
-	if (bpf_core_field_exists(sk->__sk_common.skc_flags))
-		flags = BPF_CORE_READ(sk, __sk_common.skc_flags);
-	else
-		flags = BPF_CORE_READ((struct sock___flags_old *)sk, sk_flags);
 	if ((state == TCP_FIN_WAIT1 || state == TCP_FIN_WAIT2 || state == TCP_CLOSING ||
 	     state == TCP_LAST_ACK) &&
-	    BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq) && acked > 0)
+	    fin_acked && acked > 0)
 		acked--;
 	if ((flags >> (done_bit & 63)) & 1 && rcvd > 0)
 		rcvd--;
 	*sent = acked > c->acked_base ? acked - c->acked_base : 0;
 	*received = rcvd > c->received_base ? rcvd - c->received_base : 0;
+}
+
+static __always_inline unsigned long sock_flags_of(const struct sock *sk)
+{
+	if (bpf_core_field_exists(sk->__sk_common.skc_flags))
+		return BPF_CORE_READ(sk, __sk_common.skc_flags);
+	return BPF_CORE_READ((struct sock___flags_old *)sk, sk_flags);
+}
+
+/* payload_from() with the socket's fields read by bpf_probe_read_kernel (any socket pointer). */
+static __always_inline void payload_of(const struct sock *sk, const struct tcp_conn *c, __u64 acked,
+				       __u64 rcvd, __u64 *sent, __u64 *received)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+
+	payload_from(c, BPF_CORE_READ(sk, __sk_common.skc_state), sock_flags_of(sk),
+		     BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq), acked, rcvd, sent, received);
 }
 
 /* The same, for a caller that holds the socket lock (state changes, iter/tcp). */
@@ -322,6 +333,69 @@ static __always_inline struct tcp_conn new_conn(const struct sock *sk, __u64 cgr
 	};
 
 	return c;
+}
+
+/* ---- direct reads, for the BTF-typed socket pointers of tp_btf and fentry ----
+ * A plain load (which the JIT guards against faults) where the functions above call
+ * bpf_probe_read_kernel() once per field: the state-change handler reads about ten fields of a
+ * socket when it opens and again when it closes. tcp_sock fields are reached through
+ * bpf_skc_to_tcp_sock(), which gives the verifier the larger type. */
+
+/* make_key()'s test alone: false for anything that is not an IPv4/IPv6 TCP socket. */
+static __always_inline bool is_tcp_btf(const struct sock *sk)
+{
+	__u16 family = sk->__sk_common.skc_family;
+
+	if (family != AF_INET && family != AF_INET6)
+		return false;
+	return BPF_CORE_READ_BITFIELD(sk, sk_protocol) == IPPROTO_TCP;
+}
+
+static __always_inline __u64 sock_cgroup_id_btf(const struct sock *sk)
+{
+	struct cgroup *cgrp;
+
+	if (!bpf_core_field_exists(sk->sk_cgrp_data.cgroup))
+		return sock_cgroup_id(sk);
+	cgrp = sk->sk_cgrp_data.cgroup;
+	return cgrp ? cgrp->kn->id : 0;
+}
+
+static __always_inline struct tcp_conn new_conn_btf(const struct sock *sk, __u64 cgroup_id, __u8 direction)
+{
+	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	struct tcp_conn c;
+
+	if (!tp)
+		return new_conn(sk, cgroup_id, direction);
+	c = (struct tcp_conn){
+		.cgroup_id = cgroup_id,
+		.start_ns = bpf_ktime_get_ns(),
+		.acked_base = tp->bytes_acked,
+		.received_base = tp->bytes_received,
+		.retrans_base = tp->total_retrans,
+		.direction = direction,
+		.state = TCP_ESTABLISHED,
+	};
+	return c;
+}
+
+static __always_inline void payload_btf(const struct sock *sk, const struct tcp_conn *c, __u64 *sent,
+					__u64 *received)
+{
+	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+	unsigned long flags;
+
+	if (!tp) {
+		payload(sk, c, sent, received);
+		return;
+	}
+	if (bpf_core_field_exists(sk->__sk_common.skc_flags))
+		flags = sk->__sk_common.skc_flags;
+	else
+		flags = sock_flags_of(sk);
+	payload_from(c, sk->__sk_common.skc_state, flags, tp->snd_una == tp->write_seq, tp->bytes_acked,
+		     tp->bytes_received, sent, received);
 }
 
 static __always_inline void track(const struct tcp_conn_key *key, const struct tcp_conn *c)
@@ -466,7 +540,9 @@ static __always_inline void fold_unlocked(const struct sock *sk, struct tcp_conn
 	fold_claim(c, sent, received, retrans);
 }
 
-/* ---- handlers, for either place of the record (in_storage is a constant at every call) ---- */
+/* ---- handlers, for either place of the record (in_storage is a constant at every call; only the
+ * BTF-typed variants keep records in socket storage, so in_storage also means sk may be read
+ * directly) ---- */
 
 static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate, bool in_storage)
 {
@@ -477,13 +553,37 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	__u64 cgroup_id;
 	__u8 direction;
 
-	if (!sk || !make_key(sk, &key))
-		return 0;
+	bool opened = newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV);
 
-	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
+	if (!sk)
+		return 0;
+	/* Most state changes (SYN_SENT, FIN_WAIT1, CLOSE_WAIT, ...) change nothing we count: with the
+	 * record in socket storage they return before reading the socket at all. Only the hash's
+	 * record keeps the state, and finding it takes the key. */
+	if (!opened && newstate != TCP_CLOSE) {
+		if (in_storage || !make_key(sk, &key))
+			return 0;
+		c = bpf_map_lookup_elem(&tcp_conns, &key);
+		if (c)
+			c->state = newstate;
+		return 0;
+	}
+	if (!opened && (oldstate == TCP_SYN_RECV || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN ||
+			oldstate == TCP_NEW_SYN_RECV))
+		return 0;
+	/* The key (eight reads of the socket) is needed to find the hash's record and for remote
+	 * labels; with socket storage and without remote labels, knowing it is TCP is enough. */
+	if (in_storage && !remote_enabled) {
+		if (!is_tcp_btf(sk))
+			return 0;
+	} else if (!make_key(sk, &key)) {
+		return 0;
+	}
+
+	if (opened) {
 		direction = oldstate == TCP_SYN_SENT ? TCP_DIR_OUTBOUND : TCP_DIR_INBOUND;
-		cgroup_id = sock_cgroup_id(sk);
-		n = new_conn(sk, cgroup_id, direction);
+		cgroup_id = in_storage ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
+		n = in_storage ? new_conn_btf(sk, cgroup_id, direction) : new_conn(sk, cgroup_id, direction);
 		if (remote_enabled && direction == TCP_DIR_OUTBOUND) {
 			struct tcp_remote_stats *r;
 
@@ -502,17 +602,8 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 		return 0;
 	}
 
-	if (newstate != TCP_CLOSE) {
-		if (!in_storage) {
-			c = bpf_map_lookup_elem(&tcp_conns, &key);
-			if (c)
-				c->state = newstate;
-		}
-		return 0;
-	}
-
 	if (oldstate == TCP_SYN_SENT) {
-		cgroup_id = sock_cgroup_id(sk);
+		cgroup_id = in_storage ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
 		s = stats_slot(cgroup_id, TCP_DIR_OUTBOUND);
 		if (s)
 			__sync_fetch_and_add(&s->connect_failures, 1);
@@ -524,16 +615,12 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 		}
 		return 0;
 	}
-	if (oldstate == TCP_SYN_RECV || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN ||
-	    oldstate == TCP_NEW_SYN_RECV)
-		return 0;
-
 	c = in_storage ? sk_conn(sk) : bpf_map_lookup_elem(&tcp_conns, &key);
 	if (c) {
 		if (in_storage) {
 			__u64 sent, received;
 
-			payload(sk, c, &sent, &received);
+			payload_btf(sk, c, &sent, &received);
 			fold_claim(c, sent, received, retrans_of(sk, c));
 		} else {
 			fold(sk, c);

@@ -3,6 +3,7 @@
 
 #include "metrics/family_builder.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <functional>
 #include <string_view>
@@ -153,20 +154,41 @@ void SeriesBudget::apply(Family& family, bool complete) {
     return rendered ? family.series[i].value : value_of(family.metric[i], family.type);
   };
   std::vector<std::uint64_t> keys(n);
-  std::unordered_set<std::uint64_t> present;
-  present.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     keys[i] = rendered ? std::hash<std::string_view>{}(family.label_block(family.series[i]))
                        : series_hash(family.metric[i]);
-    present.insert(keys[i]);
+  }
+  // Whether each series was admitted before this scrape: looked up once, here. Releasing admitted
+  // series that are gone (below) never changes it for a series that is present.
+  std::vector<char> was_admitted(n);
+  std::size_t admitted_present = 0;
+  std::size_t folded_present = 0;
+  std::vector<std::uint64_t> present(keys);  // sorted, distinct: a set without a node per series
+  std::sort(present.begin(), present.end());
+  present.erase(std::unique(present.begin(), present.end()), present.end());
+  for (std::size_t i = 0; i < n; ++i) {
+    was_admitted[i] = st.admitted.count(keys[i]) != 0 ? 1 : 0;
+    admitted_present += was_admitted[i];
   }
   if (complete) {
-    std::erase_if(st.admitted, [&](std::uint64_t k) { return present.count(k) == 0; });
-    std::erase_if(st.folded, [&](const auto& e) {
-      if (present.count(e.first) != 0) return false;
-      if (counter) st.retired += e.second;
-      return true;
-    });
+    // In a steady state every admitted and folded series is still present: counting the present
+    // ones (each distinct key once) shows that without a pass over the admitted set.
+    if (present.size() != n) {
+      admitted_present = 0;
+      for (const std::uint64_t k : present) admitted_present += st.admitted.count(k);
+    }
+    if (!st.folded.empty()) {
+      for (const std::uint64_t k : present) folded_present += st.folded.count(k);
+    }
+    const auto gone = [&](std::uint64_t k) { return !std::binary_search(present.begin(), present.end(), k); };
+    if (admitted_present != st.admitted.size()) std::erase_if(st.admitted, gone);
+    if (folded_present != st.folded.size()) {
+      std::erase_if(st.folded, [&](const auto& e) {
+        if (!gone(e.first)) return false;
+        if (counter) st.retired += e.second;
+        return true;
+      });
+    }
   }
 
   std::size_t room = max > st.admitted.size() ? max - st.admitted.size() : 0;
@@ -174,7 +196,7 @@ void SeriesBudget::apply(Family& family, bool complete) {
   kept.reserve(std::min(n, max));
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint64_t k = keys[i];
-    bool admit = st.admitted.count(k) != 0;
+    bool admit = was_admitted[i] != 0 || st.admitted.count(k) != 0;
     if (!admit && room > 0) {
       admit = true;
       --room;

@@ -10,17 +10,19 @@ import sys
 import time
 import traceback
 
-from . import cost, mapreads, report, resources, scrape, slowdown, sysinfo, xdp
+from . import conns, cost, mapreads, report, resources, scrape, slowdown, sysinfo, xdp
 from .common import BenchError, Env, loadavg
 
 # name -> (function, what it measures). Run in this order; --only picks some.
 MEASUREMENTS = {
     "exec_cost": (cost.exec_cost, "exec: ns per event, podsight vs bpftrace vs an empty program"),
+    "exec_profile": (cost.exec_profile, "exec: ns per event of each part of the handler, alone on the hook"),
     "cgroup_skb_cost": (cost.cgroup_skb_cost, "cgroup_skb: ns per packet, podsight vs an empty program"),
-    "tcp_cost": (cost.tcp_cost, "inet_sock_set_state: ns per event, bpftrace (podsight once tcp lands)"),
+    "tcp_cost": (cost.tcp_cost, "inet_sock_set_state: ns per event, podsight vs bpftrace vs an empty program"),
     "exec_storm": (slowdown.exec_storm, "exec storm: time with the agent / without"),
     "tcp_storm": (slowdown.tcp_storm, "loopback TCP storm: time with the agent / without"),
     "xdp": (xdp.throughput, "UDP flood through a veth pair: pps with no program, xdp-bench pass, podsight"),
+    "tcp_conns": (conns.tcp_connections, "RSS and CPU at 10k and 100k tracked TCP connections vs node_exporter"),
     "scrape": (scrape.scrape, "/metrics latency and CPU per series at 1k/10k/100k series vs node_exporter"),
     "resources": (resources.idle_and_load, "RSS and CPU idle and under load, podsight vs node_exporter"),
     "mapreads": (mapreads.mapreads, "batch lookup vs key-by-key iteration at 10k/100k/1M entries"),

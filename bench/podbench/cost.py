@@ -7,10 +7,22 @@ import contextlib
 
 from .common import Agent, Bpftrace, Floor, LoadWatch, bench_cgroup, prog_stats, rotations, summary
 
+FAMILIES = ("exec", "cgroup_skb", "tcp", "xdp")
+
+
+def only(family, variant=None):
+    """The agent's configuration with only `family` enabled (in `variant` when given)."""
+    programs = {f: {"enabled": f == family} for f in FAMILIES}
+    if variant:
+        programs[family]["variant"] = variant
+    return {"programs": programs}
+
+
 # The agent with only the family under test enabled.
 ONLY = {
-    "exec": lambda variant: {"programs": {"exec": {"variant": variant}, "cgroup_skb": {"enabled": False}}},
-    "cgroup_skb": lambda _: {"programs": {"exec": {"enabled": False}, "cgroup_skb": {"enabled": True}}},
+    "exec": lambda variant: only("exec", variant),
+    "cgroup_skb": lambda _: only("cgroup_skb"),
+    "tcp": lambda variant: only("tcp", variant),
 }
 
 BPFTRACE_EXEC = "tracepoint:sched:sched_process_exec { @[cgroup, comm] = count(); }"
@@ -135,21 +147,47 @@ def cgroup_skb_test_run(env):
 
 
 def tcp_cost(env):
-    """Same tracepoint as the tcp family (sock/inet_sock_set_state). podsight's column appears by
-    itself once the agent holds programs named tcp*: until the tcp family is merged it has none."""
+    """Same tracepoint as the tcp family (sock/inet_sock_set_state): podsight's tp_btf and classic
+    tracepoint variants (only the tcp family on, its state-change program; the retransmit programs
+    do not run on a clean loopback), bpftrace counting per (cgroup, new state), and empty programs
+    on both kinds of hook. podsight's rows appear only when the agent holds programs named tcp*."""
     rounds = env.n_rounds(3, 7)
     n = 3000 if env.quick else 10000
-    with Agent(env, {}) as probe:
+    with Agent(env, ONLY["tcp"](None)) as probe:
         has_tcp = bool(probe.progs("tcp"))
     with bench_cgroup(env, "tcp-cost") as cg, LoadWatch() as load:
         contenders = {
             "bpftrace": lambda: _bpftrace_progs(env, BPFTRACE_TCP),
-            "empty": lambda: _floor_progs(env, ["tcp_tp"]),
+            "empty": lambda: _floor_progs(env, ["tcp_btf", "tcp_tp"]),
         }
         if has_tcp:
-            contenders["podsight"] = lambda: _agent_progs(env, {}, "tcp")
+            contenders["podsight tp_btf"] = lambda: _agent_progs(env, ONLY["tcp"]("tp_btf"), "tcp_state")
+            contenders["podsight tracepoint"] = lambda: _agent_progs(env, ONLY["tcp"]("tracepoint"), "tcp_state")
         per_run, counts = _measure(env, contenders,
                                    lambda: env.tool("storm-tcp", "--n", n, "--cgroup", cg), rounds)
-    floors = {name: ("empty", "floor_tcp_tp") for label in per_run for name in per_run[label]}
+    # Program names are cut at 15 characters: tcp_state_tp_btf(_sk) reads "tcp_state_tp_bt".
+    floors = {name: ("empty", "floor_tcp_btf" if name.startswith("tcp_state_tp_bt") else "floor_tcp_tp")
+              for label in per_run for name in per_run[label]}
     return {"rounds": rounds, "workload": f"{n} loopback TCP connections per round", "load": load.result(),
             "podsight_tcp_family": has_tcp, "rows": _rows(per_run, counts, "bpftrace", floors)}
+
+
+EXEC_PARTS = ("part_cgroup_id", "part_comm", "part_key_btf", "part_array_add", "part_pcpu_hash",
+              "part_pcpu_plain", "part_shared_hash")
+
+
+def exec_profile(env):
+    """Where the exec handler's time goes: each part of it (bench/bpf/floor.bpf.c part_*) as a program
+    of its own on the same hook, next to podsight's tp_btf program and the empty one, all attached at
+    once under the exec storm, in a rotated order every round. Net of the empty program."""
+    rounds = env.n_rounds(3, 7)
+    n = 300 if env.quick else 1000
+    with bench_cgroup(env, "exec-profile") as cg, LoadWatch() as load:
+        contenders = {"podsight tp_btf": lambda: _agent_progs(env, ONLY["exec"]("tp_btf"), "exec"),
+                      "empty": lambda: _floor_progs(env, ["exec_btf"])}
+        for part in EXEC_PARTS:
+            contenders[part] = (lambda p: lambda: _floor_progs(env, [p]))(part)
+        per_run, counts = _measure(env, contenders, lambda: env.tool("storm-exec", "--n", n, "--cgroup", cg), rounds)
+    floors = {name: ("empty", "floor_exec_btf") for label in per_run for name in per_run[label]}
+    return {"rounds": rounds, "workload": f"{n} execs of /bin/true per round", "load": load.result(),
+            "rows": _rows(per_run, counts, None, floors)}

@@ -34,7 +34,10 @@ def scrape(env):
     rounds = env.n_rounds(2, 5)
     ncpu = os.cpu_count() or 1
     target_cpu, scraper_cpu = 0, (1 if ncpu > 1 else 0)
-    config = {"programs": {"exec": {"max_entries": 131072}, "cgroup_skb": {"max_entries": 16384}}}
+    # The series budget (cardinality.max_series, 10000 per family by default) would fold the larger
+    # sizes into overflow series: raised so that the scrape carries them all.
+    config = {"programs": {"exec": {"max_entries": 131072}, "cgroup_skb": {"max_entries": 16384}},
+              "cardinality": {"max_series": 1000000}}
     results = []
     with contextlib.ExitStack() as stack:
         load = stack.enter_context(LoadWatch())

@@ -52,7 +52,7 @@ def exec_storm(env):
 def tcp_storm(env):
     n = 3000 if env.quick else 10000
     res = _storm(env, "tcp-storm", lambda cg: env.tool("storm-tcp", "--n", n, "--cgroup", cg), env.n_rounds(6, 15),
-                 ["cgroup_skb"])
+                 ["cgroup_skb", "tcp_btf"])
     res["workload"] = (f"{n} sequential loopback TCP connections: connect, send 100 B, server closes, client "
                        "closes (about 9 packets each, every one through an egress and an ingress hook)")
     return res

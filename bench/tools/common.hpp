@@ -50,5 +50,6 @@ int held(const Args& a);
 int progs(const Args& a);
 int floor_programs(const Args& a);
 int testrun(const Args& a);
+int xdp_bench_pass(const Args& a);
 
 }  // namespace podsight::bench

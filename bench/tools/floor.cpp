@@ -30,7 +30,8 @@ std::uint32_t prog_id(bpf_program* p) {
 
 }  // namespace
 
-// --hooks exec_btf,exec_tp,tcp_tp,cgroup_skb,xdp --cgroup-root DIR --ifname IF [--no-stats]
+// --hooks exec_btf,exec_tp,part_*,tcp_btf,tcp_tp,cgroup_skb,xdp --cgroup-root DIR --ifname IF
+// [--no-stats]
 int floor_programs(const Args& a) {
   const std::string hooks = "," + a.str("hooks", "") + ",";
   const auto want = [&](const char* h) {
@@ -49,10 +50,20 @@ int floor_programs(const Args& a) {
     const char* name;
     bpf_program* prog;
   };
-  const std::vector<Hook> all = {
-      {"exec_btf", skel->progs.floor_exec_btf},  {"exec_tp", skel->progs.floor_exec_tp},
-      {"tcp_tp", skel->progs.floor_tcp_tp},      {"cgroup_skb", skel->progs.floor_skb_in},
-      {"cgroup_skb", skel->progs.floor_skb_out}, {"xdp", skel->progs.floor_xdp}};
+  const std::vector<Hook> all = {{"exec_btf", skel->progs.floor_exec_btf},
+                                 {"exec_tp", skel->progs.floor_exec_tp},
+                                 {"tcp_btf", skel->progs.floor_tcp_btf},
+                                 {"tcp_tp", skel->progs.floor_tcp_tp},
+                                 {"cgroup_skb", skel->progs.floor_skb_in},
+                                 {"cgroup_skb", skel->progs.floor_skb_out},
+                                 {"xdp", skel->progs.floor_xdp},
+                                 {"part_cgroup_id", skel->progs.part_cgroup_id},
+                                 {"part_comm", skel->progs.part_comm},
+                                 {"part_key_btf", skel->progs.part_key_btf},
+                                 {"part_array_add", skel->progs.part_array_add},
+                                 {"part_pcpu_hash", skel->progs.part_pcpu_hash},
+                                 {"part_pcpu_plain", skel->progs.part_pcpu_plain},
+                                 {"part_shared_hash", skel->progs.part_shared_hash}};
   for (const auto& h : all) bpf_program__set_autoload(h.prog, want(h.name));
   if (int err = floor_bpf::load(skel); err != 0) {
     throw std::runtime_error(std::string("load floor programs: ") + std::strerror(-err));

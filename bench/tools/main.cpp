@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
       {"progs", progs},
       {"floor", floor_programs},
       {"testrun", testrun},
+      {"xdp-bench-pass", xdp_bench_pass},
   };
   if (argc < 2 || commands.count(argv[1]) == 0) {
     std::cerr << "usage: podsight-bench COMMAND [--key value ...]\ncommands:";
