@@ -5,6 +5,19 @@
 set -u
 svc=$PODSIGHT_SERVICE
 port=$PODSIGHT_PORT
+# With the chart's tls and auth values: https (busybox's wget does not verify certificates, nor does
+# this test: it checks that the agents serve, not who they are) and the credentials /metrics asks
+# for, trimmed as the agent trims its files. /readyz never asks for credentials.
+scheme=${PODSIGHT_SCHEME:-http}
+tls_flag=""
+[ "$scheme" = https ] && tls_flag=--no-check-certificate
+trim() { printf '%s' "$1" | sed -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' | tr -d '\n'; }
+auth=""
+if [ -n "${PODSIGHT_TOKEN:-}" ]; then
+  auth="Authorization: Bearer $(trim "$PODSIGHT_TOKEN")"
+elif [ -n "${PODSIGHT_BASIC_USER:-}" ]; then
+  auth="Authorization: Basic $(printf '%s:%s' "$PODSIGHT_BASIC_USER" "$(trim "${PODSIGHT_BASIC_PASSWORD:-}")" | base64 | tr -d '\n')"
+fi
 # A headless Service resolves to one address per agent; an address is used as it is; without DNS
 # answers, the name itself.
 case "$svc" in
@@ -19,12 +32,17 @@ for t in $targets; do
   count=$((count + 1))
   case "$t" in *:*) host="[$t]" ;; *) host=$t ;; esac
   # timeout(1) rather than wget -T, which crashes some busybox builds.
-  if ! ready=$(timeout 15 wget -q -O - "http://$host:$port/readyz" 2>&1); then
+  if ! ready=$(timeout 15 wget -q $tls_flag -O - "$scheme://$host:$port/readyz" 2>&1); then
     echo "FAIL $t: /readyz not 200: $ready"
     failed=$((failed + 1))
     continue
   fi
-  if ! metrics=$(timeout 15 wget -q -O - "http://$host:$port/metrics" 2>&1); then
+  if [ -n "$auth" ]; then
+    metrics=$(timeout 15 wget -q $tls_flag --header "$auth" -O - "$scheme://$host:$port/metrics" 2>&1)
+  else
+    metrics=$(timeout 15 wget -q $tls_flag -O - "$scheme://$host:$port/metrics" 2>&1)
+  fi
+  if [ $? -ne 0 ]; then
     echo "FAIL $t: /metrics: $metrics"
     failed=$((failed + 1))
     continue
