@@ -170,7 +170,7 @@ step_config() {
 		check "agent accepts config.json of $(basename "$f")" agent_accepts "$f"
 	done
 	check "values.schema.json accepts exactly what the agent accepts for config.programs.tcp" \
-		node tests/packaging/schema-agrees.mjs "$HELM" "$chart" "$agent" "$work"
+		node tests/packaging/schema-agrees.mjs "$HELM" "$chart" "$agent" "$work" docs/configuration.md
 	# Values the chart renders but the agent must refuse: the check has teeth.
 	for f in tests/packaging/invalid/*.yaml; do
 		grep -q '^# expect-agent-error: ' "$f" || continue

@@ -1,17 +1,18 @@
 // Proves that values.schema.json accepts exactly what the agent's parser accepts for the part of
 // `config` the schema describes in full (config.programs.tcp): for every key, values at and beyond
-// the schema's bounds, every enum value and a wrong one, a wrong type, and an unknown key are put
-// through both `helm template` (the schema) and `podsight --validate-config` (the parser, on the
-// chart's default config with that one key changed). Each case must be accepted by both or refused
-// by both.
+// the bounds, every enum value and a wrong one, a wrong type, and an unknown key are put through both
+// `helm template` (the schema) and `podsight --validate-config` (the parser, on the chart's default
+// config with that one key changed). Each case must be accepted by both or refused by both. The
+// bounds and enum values come from the schema and from docs/configuration.md's range column, so a
+// value the schema leaves out but the agent documents is tried too.
 //
-//   node schema-agrees.mjs HELM CHART AGENT WORKDIR
+//   node schema-agrees.mjs HELM CHART AGENT WORKDIR DOCS/configuration.md
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseAllDocuments, stringify } from "yaml";
 
-const [helm, chart, agent, work] = process.argv.slice(2);
+const [helm, chart, agent, work, docs] = process.argv.slice(2);
 const schema = JSON.parse(readFileSync(join(chart, "values.schema.json"), "utf8"));
 const tcpSchema = schema.properties.config.properties.programs.properties.tcp;
 
@@ -32,20 +33,34 @@ const defaults = run(helm, ["template", "podsight", chart]);
 if (!defaults.ok) throw new Error(`helm template of the defaults failed: ${defaults.out}`);
 const defaultConfig = configOf(defaults.out);
 
-// Candidate values for one schema node: valid and invalid ones derived from its own constraints.
-function candidates(node) {
-  if (node.enum) return [...node.enum, "bogus", 1];
-  if (node.type === "boolean") return [true, false, "true", 1];
-  if (node.type === "integer") {
-    const { minimum: lo, maximum: hi } = node;
-    return [lo, hi, lo - 1, hi + 1, 2.5, String(lo)];
-  }
-  if (node.type === "object") return [[], "x"];
-  throw new Error(`no candidates for ${JSON.stringify(node)}`);
+// The range column of docs/configuration.md per key: `a`, `b` enum values or a LO–HI range.
+const documented = new Map();
+for (const line of readFileSync(docs, "utf8").split("\n")) {
+  const cells = line.split("|").map((c) => c.trim());
+  const key = cells[1]?.match(/^`([a-z_.]+)`$/)?.[1];
+  if (!key || cells.length < 6) continue;
+  const range = cells[4];
+  const bounds = range.match(/^(\d+)–(\d+)$/);
+  if (bounds) documented.set(key, [Number(bounds[1]), Number(bounds[2])]);
+  else if (/^(`[^`]+`(, )?)+$/.test(range)) documented.set(key, [...range.matchAll(/`([^`]+)`/g)].map((m) => m[1]));
+}
+// Candidate values for one key: valid and invalid ones derived from the schema's constraints and
+// from what the documentation says.
+function candidates(node, key) {
+  const doc = documented.get(key) ?? [];
+  let out;
+  if (node.enum) out = [...node.enum, ...doc, "bogus", 1];
+  else if (node.type === "boolean") out = [true, false, "true", 1];
+  else if (node.type === "integer") {
+    const bounds = [node.minimum, node.maximum, ...doc];
+    out = [...bounds, ...bounds.flatMap((b) => [b - 1, b + 1]), 2.5, String(node.minimum)];
+  } else if (node.type === "object") out = [[], "x"];
+  else throw new Error(`no candidates for ${key}: ${JSON.stringify(node)}`);
+  return [...new Set(out)];
 }
 const cases = [];
 function walk(node, path) {
-  cases.push(...candidates(node).map((value) => ({ path, value })));
+  cases.push(...candidates(node, path.join(".")).map((value) => ({ path, value })));
   if (node.type === "object") {
     cases.push({ path: [...path, "no_such_key"], value: 1 });
     for (const [k, child] of Object.entries(node.properties ?? {})) walk(child, [...path, k]);
