@@ -203,7 +203,6 @@ dashboards select on it, as the plain scrape config in deploy/prometheus/ does) 
   targetLabel: node
 {{- end }}
 
-
 {{/*
 Scheme, TLS and credentials of the ServiceMonitor/PodMonitor endpoint, matching what the agent's
 /metrics asks for (tls, auth): https with .Values.tls.scrapeTLSConfig; the bearer token if one is
