@@ -4,10 +4,12 @@
 #include <httplib.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 
 namespace podsight::testing {
 namespace {
@@ -237,6 +239,15 @@ FakeKubeApi::FakeKubeApi(const TestPki& pki, Options options) : options_(std::mo
   port_ = server_->bind_to_any_port("127.0.0.1");
   if (port_ <= 0) throw std::runtime_error("SSLServer: cannot bind");
   thread_ = std::thread([this] { server_->listen_after_bind(); });
+  // cpp-httplib's stop() does nothing until the listen loop runs, and the loop then never ends: a
+  // FakeKubeApi destroyed at once (a test that skips right after SetUp) would hang in the join.
+  for (int i = 0; !server_->is_running(); ++i) {
+    if (i == 10000) {  // listen_after_bind() returned at once: the thread is done
+      thread_.join();
+      throw std::runtime_error("SSLServer: listen loop did not start");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 FakeKubeApi::~FakeKubeApi() {
