@@ -15,6 +15,7 @@ packages=(
   iptables  # tcp tests: drop rule inside a test namespace to force retransmissions
   # packaging checks (tests/packaging): image build with podman, helm test script, helm from npm
   podman runc debootstrap busybox-static unzip
+  curl  # the helm test script's client under TLS (busybox wget cannot negotiate with OpenSSL 3)
   # reliability: TLS test certificates and s_client, libFuzzer, the qemu kernel matrix
   libclang-rt-14-dev qemu-system-x86 cpio
 )

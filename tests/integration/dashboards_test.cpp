@@ -8,6 +8,8 @@
 // which serves one pod on the agent's node; the exec and TCP workloads run in that pod's kubelet-shaped
 // container cgroup. Every dashboard is checked with its variables on "All"; one with namespace and pod
 // variables is checked again with them set to that pod, so its panels must return pod-labelled data.
+// Remote workload labels are on (their panels need them): the TCP workload also calls a pod of
+// another node, which the API server lists with an address of this host.
 #include "integration/support/harness.hpp"
 #include "integration/support/net.hpp"
 #include "integration/support/pod_cgroups.hpp"
@@ -111,14 +113,16 @@ class Loop {
   pid_t pid_;
 };
 
-// Accepts TCP connections on 127.0.0.1 and reads them to the end, on a thread of the test process.
+// Accepts TCP connections on an IPv4 address of this host (127.0.0.1 unless named) and reads them to
+// the end, on a thread of the test process.
 class Sink {
  public:
-  Sink() {
+  explicit Sink(const std::string& address = "127.0.0.1") {
     fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (::inet_pton(AF_INET, address.c_str(), &a.sin_addr) != 1)
+      throw std::runtime_error("sink: bad address");
     if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(fd_, 128) != 0) {
       throw std::runtime_error("sink: bind/listen failed");
     }
@@ -161,12 +165,12 @@ class Sink {
   std::thread thread_;
 };
 
-int connect_loopback(int port) {
+int connect_loopback(int port, const char* address = "127.0.0.1") {
   int s = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<std::uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ::inet_pton(AF_INET, address, &a.sin_addr);
   if (::connect(s, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
     ::close(s);
     return -1;
@@ -399,16 +403,24 @@ TEST(Dashboards, EveryPanelAndAlertWorksAgainstARealPrometheusScrapingTheAgent) 
   PodCgroups cgroups;
   TestCgroup& web = cgroups.container(pod, pod.containers[0].second, "systemd", "burstable");
   kube.upsert(pod_json(pod));
-  write_kubeconfig(dir + "/kubeconfig", kube.port(), pki, options.token);
-
-  // --- the agent: every family on, XDP on a veth of our own ------------------------------------------
+  // The pod the workload calls, on another node: its address is the host end of our veth.
   NetNs ns;
   Veth veth(ns);
+  TestPod db{"data",
+             "db-" + suffix,
+             uuid("dashdb" + suffix),
+             "node-far",
+             {{"postgres", hex_id("dash-db" + suffix)}}};
+  db.pod_ip = veth.host_v4();
+  kube.upsert(pod_json(db));
+  write_kubeconfig(dir + "/kubeconfig", kube.port(), pki, options.token);
+
+  // --- the agent: every family on, remote labels too, XDP on a veth of our own -----------------------
   const json config = {
       {"bpf_stats", true},
       {"log", {{"level", "info"}}},
       {"programs",
-       {{"tcp", {{"enabled", true}}},
+       {{"tcp", {{"enabled", true}, {"remote", {{"enabled", true}}}}},
         {"cgroup_skb", {{"enabled", true}}},
         {"xdp", {{"enabled", true}, {"interfaces", {veth.host_if()}}}}}},
       {"kubernetes",
@@ -419,8 +431,15 @@ TEST(Dashboards, EveryPanelAndAlertWorksAgainstARealPrometheusScrapingTheAgent) 
   };
   AgentProcess agent(config.dump());
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  ASSERT_TRUE(eventually([&] { return kubernetes_synced(agent); }))
-      << agent.get("/readyz").body << agent.logs();
+  ASSERT_TRUE(eventually([&] {
+    auto sc = agent.scrape();
+    return sc.value("podsight_kubernetes_sync_state", {{"state", "synced"}}) == 1 &&
+           sc.value("podsight_kubernetes_remote_sync_state", {{"resource", "pods"}, {"state", "synced"}}) ==
+               1 &&
+           sc.value("podsight_kubernetes_remote_sync_state",
+                    {{"resource", "services"}, {"state", "synced"}}) == 1;
+  })) << agent.get("/readyz").body
+      << agent.logs();
   ASSERT_EQ(agent.get("/readyz").status, 200) << agent.get("/readyz").body;
   EXPECT_EQ(json::parse(agent.get("/readyz").body)["status"], "ready") << agent.get("/readyz").body;
 
@@ -442,6 +461,7 @@ TEST(Dashboards, EveryPanelAndAlertWorksAgainstARealPrometheusScrapingTheAgent) 
 
   // --- the workload, running until the end of the test: execs and TCP in the pod's container -------
   Sink sink;
+  Sink db_sink(db.pod_ip);
   const int closed_port = free_tcp_port();  // nothing listens: every connect is refused
   Loop execs({&web, nullptr}, []() -> int {
     for (;;) {
@@ -456,12 +476,14 @@ TEST(Dashboards, EveryPanelAndAlertWorksAgainstARealPrometheusScrapingTheAgent) 
     }
   });
   const int sink_port = sink.port();
-  Loop tcp({&web, nullptr}, [sink_port, closed_port] {
+  const int db_port = db_sink.port();
+  const std::string db_ip = db.pod_ip;
+  Loop tcp({&web, nullptr}, [sink_port, db_port, db_ip, closed_port] {
     const int held = connect_loopback(sink_port);  // stays open: active connections
     static const char payload[1000] = {};
     for (;;) {
-      int s = connect_loopback(sink_port);
-      if (s >= 0) {
+      for (int s : {connect_loopback(sink_port), connect_loopback(db_port, db_ip.c_str())}) {
+        if (s < 0) continue;
         if (::write(s, payload, sizeof payload) < 0) return 3;
         ::close(s);
       }
@@ -512,6 +534,12 @@ TEST(Dashboards, EveryPanelAndAlertWorksAgainstARealPrometheusScrapingTheAgent) 
     check.dashboard(d, name + " (namespace=" + pod.namespace_ + ", pod=" + pod.name + ")", the_pod);
   }
   EXPECT_GE(pod_views, 1u) << "no dashboard has namespace/pod variables";
+  // The remote panels' data names the pod called, not only `local`: the labels they group by are real.
+  auto called =
+      api.api("query?query=" + url_encode("sum(podsight_tcp_remote_sent_bytes_total{namespace=\"" +
+                                          pod.namespace_ + "\", remote=\"pod\", remote_namespace=\"" +
+                                          db.namespace_ + "\", remote_pod=\"" + db.name + "\"}) > 0"));
+  EXPECT_TRUE(called["status"] == "success" && has_data(called)) << called.dump();
 
   // --- alerts: Prometheus evaluated every rule without error; each expression runs ------------------
   json rules;

@@ -87,6 +87,18 @@ http() {
 		printf "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n" "$1" >&3; cat <&3' "$1" "$2" 2>/dev/null) || return 1
 	printf '%s\n' "$resp" | awk 'NR == 1 { print $2 } body { print } /^\r?$/ { body = 1 }'
 }
+# tls_ready_or_log PORT LOG: until /readyz answers over TLS (any status), at most 20 s, else show the
+# agent's LOG. Not wait_ready: a TLS listener answers its plain request with a 400 and closes with
+# the rest unread, whose reset can beat the answer to the reader.
+tls_ready_or_log() {
+	local i
+	for i in $(seq 200); do
+		curl -sk -o /dev/null --max-time 5 "https://127.0.0.1:$1/readyz" && return 0
+		sleep 0.1
+	done
+	tail -30 "$2"
+	return 1
+}
 wait_ready() { # wait_ready PORT: until /readyz answers (any status), at most 20 s
 	local i
 	for i in $(seq 200); do
@@ -169,6 +181,8 @@ step_config() {
 	for f in "$work"/matrix/*.yaml; do
 		check "agent accepts config.json of $(basename "$f")" agent_accepts "$f"
 	done
+	check "values.schema.json accepts exactly what the agent accepts for config.programs.tcp" \
+		node tests/packaging/schema-agrees.mjs "$HELM" "$chart" "$agent" "$work" docs/configuration.md
 	# Values the chart renders but the agent must refuse: the check has teeth.
 	for f in tests/packaging/invalid/*.yaml; do
 		grep -q '^# expect-agent-error: ' "$f" || continue
@@ -177,6 +191,8 @@ step_config() {
 }
 agent_accepts() {
 	field "$1" ConfigMap 'o.data["config.json"]' >"$work/config.json" || return 1
+	# The agent reads the TLS and auth files named in its config at validation: the Secrets' files.
+	with_secret_files "$1" "$work/config.json" || return 1
 	"$agent" --validate-config --config "$work/config.json"
 }
 agent_refuses() {
@@ -186,6 +202,24 @@ agent_refuses() {
 	out=$("$agent" --validate-config --config "$work/config.json" 2>&1) || rc=$?
 	echo "$out"
 	[[ $rc -eq 2 ]] && grep -qF -- "$2" <<<"$out"
+}
+
+# with_secret_files RENDERED CONFIG_JSON: the files of the rendered DaemonSet's Secret volumes (a
+# certificate for 127.0.0.1 and its key, a token, a password; made once in $work/secrets), and
+# CONFIG_JSON's paths under their mount paths pointed there.
+with_secret_files() {
+	local s=$work/secrets mounts m
+	if [[ ! -f $s/password ]]; then
+		mkdir -p "$s"
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 -subj /CN=podsight \
+			-addext subjectAltName=IP:127.0.0.1 -keyout "$s/tls.key" -out "$s/tls.crt" 2>/dev/null || return 1
+		printf 'token-%s\n' "$RANDOM$RANDOM" >"$s/token"
+		printf 'password-%s\n' "$RANDOM$RANDOM" >"$s/password"
+	fi
+	# The chart names the items tls.crt, tls.key, token and password.
+	mounts=$(field "$1" DaemonSet 'o.spec.template.spec.containers[0].volumeMounts
+		.filter((m) => o.spec.template.spec.volumes.find((v) => v.name === m.name).secret).map((m) => m.mountPath).join(" ")')
+	for m in $mounts; do sed -i "s#\"$m/#\"$s/#g" "$2"; done
 }
 
 # ---- deploy/ -------------------------------------------------------------------------------------------
@@ -214,6 +248,7 @@ step_capabilities() {
 	render_matrix || { check "render the matrix" false; return; }
 	local families f others g caps
 	check "bpfStats adds CAP_SYS_ADMIN and nothing else" stats_adds_sys_admin
+	open_connections_checks
 	families=$(field "$work/matrix/defaults.yaml" ConfigMap 'Object.keys(JSON.parse(o.data["config.json"]).programs).join(" ")')
 	check "the chart's config.programs names every family the agent has" chart_names_every_family "$families"
 	for f in $families; do
@@ -255,6 +290,79 @@ stats_adds_sys_admin() {
 	got=$(capabilities_of "$work/stats.yaml")
 	echo "defaults $base, with bpfStats $got"
 	[[ $(tr , '\n' <<<"$base,SYS_ADMIN" | sort | paste -sd,) == "$(tr , '\n' <<<"$got" | sort | paste -sd,)" ]]
+}
+# The tcp family's two ways to read bytes of open connections, under the capabilities the chart grants
+# for each: a connection held open in a network namespace of its own by an unprivileged user (as a
+# pod's is) must show its exact bytes before it closes. iter_tcp finds the namespace through
+# /proc/<pid>/ns/net (hostPID; the agent here shares the host's PID namespace as hostPID would),
+# which takes CAP_SYS_PTRACE to open and CAP_SYS_ADMIN to enter; sk_storage needs neither.
+open_connections_checks() {
+	local off=(--set config.programs.exec.enabled=false --set config.programs.cgroup_skb.enabled=false
+		--set config.programs.xdp.enabled=false)
+	render "$work/iter-tcp.yaml" "${off[@]}" --set hostPID=true --set config.programs.tcp.open_connections=iter_tcp || {
+		check "tcp with hostPID renders" false
+		return
+	}
+	render "$work/sk-storage.yaml" "${off[@]}" --set config.programs.tcp.open_connections=sk_storage || {
+		check "tcp with sk_storage renders" false
+		return
+	}
+	local base got
+	base=$(capabilities_of "$work/sk-storage.yaml")
+	got=$(capabilities_of "$work/iter-tcp.yaml")
+	check "hostPID adds CAP_SYS_ADMIN and CAP_SYS_PTRACE and nothing else (tcp alone: $base -> $got)" \
+		test "$(tr , '\n' <<<"$base,SYS_ADMIN,SYS_PTRACE" | sort | paste -sd,)" = "$got"
+	check "sk_storage with $base: open connection's bytes exact" open_bytes "$work/sk-storage.yaml" "$base" 54321
+	check "iter_tcp with $got (hostPID): open connection's bytes exact" open_bytes "$work/iter-tcp.yaml" "$got" 54321
+	check "iter_tcp without CAP_SYS_PTRACE: open connection's bytes not read" \
+		open_bytes "$work/iter-tcp.yaml" "$(without "$got" SYS_PTRACE)" 0
+	check "iter_tcp without CAP_SYS_ADMIN: open connection's bytes not read" \
+		open_bytes "$work/iter-tcp.yaml" "$(without "$got" SYS_ADMIN)" 0
+}
+# open_bytes RENDERED CAPS WANT: the agent with RENDERED's config limited to CAPS; a process of uid
+# 65534 in a cgroup and network namespace of its own sends 54321 bytes over loopback and keeps the
+# connection open; the scrape must show WANT sent and received bytes for that cgroup.
+open_bytes() {
+	local port pid cg wl ready sent received
+	port=$(free_port)
+	host_config_of "$1" "$work/open-bytes.json" "127.0.0.1:$port"
+	setpriv_for "$2"
+	"${SETPRIV[@]}" "$agent" --config "$work/open-bytes.json" >"$work/open-bytes-agent.log" 2>&1 &
+	pid=$!
+	wait_ready "$port" || { kill "$pid"; wait "$pid"; cat "$work/open-bytes-agent.log"; return 1; }
+	cg=/podsight-packaging-open-$$-$RANDOM
+	mkdir "$(host_cgroup2)$cg"
+	wl=$(mktemp -d /tmp/podsight-open-bytes.XXXXXX)
+	chmod 777 "$wl"
+	ready=$wl/ready
+	# The workload: python3 from /usr/bin (a user's shims may not be readable by uid 65534).
+	cat >"$wl/wl.py" <<-'PY'
+		import socket, sys, time
+		srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen(1)
+		cli = socket.create_connection(srv.getsockname()); conn, _ = srv.accept()
+		cli.sendall(b"x" * 54321)
+		got = 0
+		while got < 54321: got += len(conn.recv(65536))
+		open(sys.argv[1], "w").write("sent")
+		time.sleep(300)
+	PY
+	chmod 644 "$wl/wl.py"
+	bash -c 'echo $BASHPID >"$0/cgroup.procs"; exec unshare -n sh -c "ip link set lo up && exec setpriv --reuid 65534 --regid 65534 --clear-groups /usr/bin/python3 $1 $2"' \
+		"$(host_cgroup2)$cg" "$wl/wl.py" "$ready" &
+	local wpid=$! i
+	for i in $(seq 100); do [[ -s $ready ]] && break; sleep 0.1; done
+	local scrape sent_ok=no
+	scrape=$(http "$port" /metrics)
+	[[ -s $ready ]] && sent_ok=yes
+	kill $(cat "$(host_cgroup2)$cg/cgroup.procs") "$pid" 2>/dev/null
+	wait "$wpid" "$pid" 2>/dev/null
+	rmdir "$(host_cgroup2)$cg"
+	rm -rf "$wl"
+	sent=$(awk -v c="cgroup=\"$cg\"" 'index($0, c) && /^podsight_tcp_sent_bytes_total\{.*direction="outbound"/ { print $2 }' <<<"$scrape")
+	received=$(awk -v c="cgroup=\"$cg\"" 'index($0, c) && /^podsight_tcp_received_bytes_total\{.*direction="inbound"/ { print $2 }' <<<"$scrape")
+	echo "workload sent its bytes: $sent_ok; scraped sent ${sent:-none}, received ${received:-none}, want $3 each"
+	grep -i 'setns\|not updated\|skipped' "$work/open-bytes-agent.log" | head -3
+	[[ $sent_ok == yes && ${sent:-x} == "$3" && ${received:-x} == "$3" ]]
 }
 # A veth pair of our own ($veth_name), made once, for families that attach to interfaces: the
 # checks must not touch the machine's real network devices.
@@ -313,6 +421,59 @@ step_helmtest() {
 	check "helm test fails against an agent that is not ready" helm_test "$port" 1 "/readyz not 200"
 	kill "$pid"
 	wait "$pid"
+	# /metrics over TLS with credentials, as the chart renders it for tests/packaging/values/tls-*.yaml:
+	# the test pod's environment (scheme, credentials) and the agent's config, the Secrets' files in
+	# place of the mounts.
+	command -v openssl >/dev/null && command -v curl >/dev/null || { check "openssl and curl are installed (scripts/deps.sh)" false; return; }
+	local v wrong
+	for v in tls-bearer tls-basic-podmonitor; do
+		wrong=PODSIGHT_TOKEN=wrong
+		[[ $v == *basic* ]] && wrong=PODSIGHT_BASIC_PASSWORD=wrong
+		helmtest_secure_agent "$caps" "tests/packaging/values/$v.yaml" || { check "$v: agent with the chart's TLS config starts" false; continue; }
+		check "$v: agent serves TLS" tls_ready_or_log "$port" "$work/helmtest-agent.log"
+		check "$v: helm test passes with the pod's scheme and credentials" helm_test_env "$port" 0 "1 agents, 0 failed, 0 degraded"
+		check "$v: helm test fails with a wrong ${wrong%%=*}" helm_test_env "$port" 1 "/metrics" "$wrong"
+		check "$v: helm test fails over plain HTTP" helm_test_env "$port" 1 "/readyz not 200" PODSIGHT_SCHEME=http
+		kill "$pid"
+		wait "$pid"
+	done
+}
+# helmtest_secure_agent CAPS VALUES: the chart rendered with VALUES (TLS and auth), its config's
+# Secret mount paths replaced by directories holding a fresh certificate, token and password; the
+# agent on a free port (sets $port, $pid) and $helmtest_env, the test pod's PODSIGHT_* environment
+# with the Secrets' values.
+helmtest_secure_agent() {
+	local s=$work/secrets
+	render "$work/secure.yaml" -f "$2" || return 1
+	port=$(free_port)
+	host_config_of "$work/secure.yaml" "$work/secure.json" "127.0.0.1:$port"
+	with_secret_files "$work/secure.yaml" "$work/secure.json" || return 1
+	grep -q "\"$s/" "$work/secure.json" || { echo "no Secret files in the render of $2"; return 1; }
+	helmtest_env=()
+	local e
+	for e in $(field "$work/secure.yaml" Pod 'o.spec.containers[0].env.map((e) => e.name + "=" + (e.value ?? "@" + e.valueFrom.secretKeyRef.key)).join(" ")'); do
+		case $e in
+		*=@password) e=${e%@password}$(cat "$s/password") ;;
+		*=@token) e=${e%@token}$(cat "$s/token") ;;
+		*=@*) echo "unknown Secret key in $e"; return 1 ;;
+		esac
+		helmtest_env+=("$e")
+	done
+	setpriv_for "$1"
+	"${SETPRIV[@]}" "$agent" --config "$work/secure.json" >"$work/helmtest-agent.log" 2>&1 &
+	pid=$!
+	cleanups+=("kill $pid; wait $pid")
+}
+# helm_test_env PORT WANT_RC WANT_TEXT [VAR=VALUE...]: helm_test with the test pod's environment
+# ($helmtest_env, PODSIGHT_SERVICE/PORT set here) and overrides.
+helm_test_env() {
+	local port=$1 rc=$2 text=$3 e
+	shift 3
+	(
+		for e in "${helmtest_env[@]}" "$@"; do export "${e?}"; done
+		helmtest_curl=yes
+		helm_test "$port" "$rc" "$text"
+	)
 }
 # helmtest_agent CAPS [EDIT]: the agent with the chart's default config on a free port (sets the
 # caller's $port and $pid), limited to CAPS; EDIT, a function, may change the config file first.
@@ -344,7 +505,14 @@ helm_test() { # helm_test PORT WANT_RC WANT_TEXT
 		mkdir -p "$work/busybox"
 		busybox --install -s "$work/busybox"
 	fi
-	out=$(PATH=$work/busybox PODSIGHT_SERVICE=127.0.0.1 PODSIGHT_PORT=$1 busybox sh "$chart/files/helm-test.sh" 2>&1) || rc=$?
+	# Under TLS the test pod's image has curl (values tests.tlsImage): $helmtest_curl adds it.
+	if [[ -n ${helmtest_curl:-} && ! -e $work/busybox-curl/curl ]]; then
+		cp -a "$work/busybox" "$work/busybox-curl"
+		ln -s "$(command -v curl)" "$work/busybox-curl/curl"
+	fi
+	local path=$work/busybox
+	[[ -z ${helmtest_curl:-} ]] || path=$work/busybox-curl
+	out=$(PATH=$path PODSIGHT_SERVICE=127.0.0.1 PODSIGHT_PORT=$1 busybox sh "$chart/files/helm-test.sh" 2>&1) || rc=$?
 	echo "$out"
 	{ [[ $2 -eq 0 && $rc -eq 0 ]] || [[ $2 -ne 0 && $rc -ne 0 ]]; } && grep -qF -- "$3" <<<"$out"
 }

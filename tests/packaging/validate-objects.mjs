@@ -136,6 +136,20 @@ for (const o of docs) {
 }
 const of = (kind) => docs.filter((o) => o.kind === kind);
 
+// The agent's config.json, where one is rendered: the rules below check the pod spec against it.
+const agentConfigs = of("ConfigMap")
+  .filter((c) => c.data?.["config.json"] !== undefined)
+  .map((c) => {
+    try {
+      return JSON.parse(c.data["config.json"]);
+    } catch {
+      return null; // reported below
+    }
+  });
+const agentConfig = agentConfigs.length === 1 ? agentConfigs[0] : null;
+const tcpConfig = agentConfig?.programs?.tcp ?? {};
+const tcpEnabled = tcpConfig.enabled !== false;
+
 const daemonsets = of("DaemonSet");
 // Monitoring-only renders have no DaemonSet; a full render has exactly one.
 if (daemonsets.length > 1 || (expectCaps !== null && daemonsets.length !== 1)) {
@@ -148,7 +162,15 @@ for (const ds of daemonsets) {
     if (ds.spec.template.metadata.labels?.[k] !== v) problem(ds, `pod template lacks selector label ${k}`);
   }
   if (pod.hostNetwork !== true) problem(ds, "hostNetwork must be true (XDP on node interfaces)");
-  if (pod.hostPID || pod.hostIPC) problem(ds, "hostPID/hostIPC must stay off");
+  if (pod.hostIPC) problem(ds, "hostIPC must stay off");
+  // hostPID only for the tcp family's iter_tcp walk of pods' network namespaces, and with the two
+  // capabilities that walk needs (ptrace access to /proc/<pid>/ns/net, setns).
+  if (pod.hostPID) {
+    const add = pod.containers[0]?.securityContext?.capabilities?.add ?? [];
+    if (!tcpEnabled || tcpConfig.open_connections === "sk_storage") problem(ds, "hostPID without tcp open_connections iter_tcp or auto");
+    if (!add.includes("SYS_ADMIN") || !add.includes("SYS_PTRACE")) problem(ds, "hostPID without CAP_SYS_ADMIN and CAP_SYS_PTRACE is of no use");
+  }
+  const httpsProbes = Boolean(agentConfig?.http?.tls?.cert_file);
   if (pod.priorityClassName !== "system-node-critical") problem(ds, `priorityClassName is ${pod.priorityClassName}`);
   if (ds.spec.updateStrategy?.type !== "RollingUpdate") problem(ds, "updateStrategy must be RollingUpdate");
   if (ds.spec.updateStrategy?.rollingUpdate?.maxSurge && ds.spec.updateStrategy.rollingUpdate.maxSurge !== 0) {
@@ -162,7 +184,7 @@ for (const ds of daemonsets) {
     if (sc.readOnlyRootFilesystem !== true) problem(ds, "readOnlyRootFilesystem must be true");
     if (!(sc.capabilities?.drop ?? []).includes("ALL")) problem(ds, "capabilities.drop must include ALL");
     const add = sc.capabilities?.add ?? [];
-    const allowed = ["BPF", "PERFMON", "NET_ADMIN", "SYS_ADMIN"];
+    const allowed = ["BPF", "PERFMON", "NET_ADMIN", "SYS_ADMIN", "SYS_PTRACE"];
     for (const cap of add) if (!allowed.includes(cap)) problem(ds, `capability ${cap} is not one podsight needs (docs/security.md)`);
     if (expectCaps !== null && [...add].sort().join(",") !== expectCaps.split(",").filter(Boolean).sort().join(",")) {
       problem(ds, `capabilities are ${add.join(",")}, expected ${expectCaps}`);
@@ -172,6 +194,24 @@ for (const ds of daemonsets) {
     if (c.startupProbe?.httpGet?.path !== "/healthz") problem(ds, "startup probe must be GET /healthz");
     if (c.livenessProbe?.httpGet?.path !== "/healthz") problem(ds, "liveness probe must be GET /healthz");
     if (c.readinessProbe?.httpGet?.path !== "/readyz") problem(ds, "readiness probe must be GET /readyz");
+    for (const probe of ["startupProbe", "livenessProbe", "readinessProbe"]) {
+      const scheme = c[probe]?.httpGet?.scheme ?? "HTTP";
+      if (agentConfig && scheme !== (httpsProbes ? "HTTPS" : "HTTP")) problem(ds, `${probe} scheme ${scheme}, but the agent serves ${httpsProbes ? "TLS" : "plain HTTP"}`);
+    }
+    // Every file the agent's config names for TLS and auth is a key of a Secret volume mounted
+    // read-only at that place.
+    const secretFiles = new Set();
+    for (const m of c.volumeMounts ?? []) {
+      const v = (pod.volumes ?? []).find((x) => x.name === m.name);
+      if (!v?.secret) continue;
+      if (m.readOnly !== true) problem(ds, `secret volume ${m.name} must be mounted read-only`);
+      if (m.subPath) problem(ds, `secret volume ${m.name} mounted with subPath: rotated files would never arrive`);
+      for (const item of v.secret.items ?? []) secretFiles.add(`${m.mountPath}/${item.path}`);
+    }
+    const h = agentConfig?.http ?? {};
+    for (const f of [h.tls?.cert_file, h.tls?.key_file, h.auth?.bearer_token_file, h.auth?.basic_password_file]) {
+      if (f && !secretFiles.has(f)) problem(ds, `config names ${f}, which no mounted Secret provides`);
+    }
     if (!c.resources?.requests?.cpu || !c.resources?.requests?.memory) problem(ds, "resource requests missing");
     if (!c.resources?.limits?.memory) problem(ds, "memory limit missing (BPF maps are charged to the pod)");
     const nodeName = c.env?.find((e) => e.name === "NODE_NAME");
@@ -204,7 +244,9 @@ for (const cm of of("ConfigMap").filter((c) => c.data?.["config.json"] !== undef
   const cg = c?.volumeMounts?.find((m) => m.name === "cgroup2")?.mountPath;
   if (ds && cfg.cgroup_root !== cg) problem(cm, `cgroup_root ${cfg.cgroup_root} is not the cgroup2 mount ${cg}`);
   const caps = c?.securityContext?.capabilities?.add ?? [];
-  if (cfg.bpf_stats !== caps.includes("SYS_ADMIN")) problem(cm, "bpf_stats and CAP_SYS_ADMIN must go together");
+  const hostPID = ds?.spec.template.spec.hostPID === true;
+  if ((cfg.bpf_stats || hostPID) !== caps.includes("SYS_ADMIN")) problem(cm, "CAP_SYS_ADMIN must be granted exactly for bpf_stats or hostPID");
+  if (hostPID !== caps.includes("SYS_PTRACE")) problem(cm, "CAP_SYS_PTRACE must be granted exactly with hostPID");
 }
 
 // Not-ready agents still serve metrics (and the failure that made them not ready): keep them in DNS
@@ -213,10 +255,18 @@ for (const svc of of("Service")) {
   if (svc.spec.publishNotReadyAddresses !== true) problem(svc, "publishNotReadyAddresses must be true");
 }
 
+// Pods get/list/watch; services too exactly when the tcp family's remote labels watch the cluster.
+const remoteLabels = tcpEnabled && tcpConfig.remote?.enabled === true;
+const wantResources = remoteLabels ? "pods,services" : "pods";
 for (const cr of of("ClusterRole")) {
+  const granted = [];
   for (const r of cr.rules ?? []) {
-    const ok = r.apiGroups?.join() === "" && r.resources?.join() === "pods" && [...r.verbs].sort().join() === "get,list,watch";
-    if (!ok) problem(cr, `rule ${JSON.stringify(r)} is more than pods get/list/watch`);
+    const ok = r.apiGroups?.join() === "" && [...r.verbs].sort().join() === "get,list,watch";
+    if (!ok) problem(cr, `rule ${JSON.stringify(r)} is more than get/list/watch in the core group`);
+    granted.push(...(r.resources ?? []));
+  }
+  if (agentConfig && [...granted].sort().join() !== wantResources) {
+    problem(cr, `grants get/list/watch on ${granted.join(",")}, the config needs exactly ${wantResources}`);
   }
 }
 
@@ -226,6 +276,14 @@ for (const m of [...of("ServiceMonitor"), ...of("PodMonitor")]) {
     if (ep.port !== "metrics") problem(m, "endpoint must use port metrics");
     const job = (ep.relabelings ?? []).find((r) => r.targetLabel === "job");
     if (job?.replacement !== "podsight") problem(m, 'must set job="podsight" (alerts and dashboards select it)');
+    if (agentConfig) {
+      const tls = Boolean(agentConfig.http?.tls?.cert_file);
+      if ((ep.scheme ?? "http") !== (tls ? "https" : "http")) problem(m, `scheme ${ep.scheme}, but the agent serves ${tls ? "TLS" : "plain HTTP"}`);
+      const auth = agentConfig.http?.auth ?? {};
+      const creds = ep.authorization ? "bearer" : ep.basicAuth ? "basic" : "none";
+      const want = auth.bearer_token_file ? "bearer" : auth.basic_username ? "basic" : "none";
+      if (creds !== want) problem(m, `presents ${creds} credentials, the agent asks for ${want}`);
+    }
   }
 }
 if (of("ServiceMonitor").length && of("PodMonitor").length) problem(null, "ServiceMonitor and PodMonitor both rendered");

@@ -57,10 +57,59 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end }}
 
 {{/*
+Where the Secrets for /metrics appear in the container. Not below /etc/podsight: that is the
+ConfigMap's read-only volume, where the runtime cannot create mount points.
+*/}}
+{{- define "podsight.tlsMountPath" -}}
+/etc/podsight-tls
+{{- end }}
+{{- define "podsight.tokenMountPath" -}}
+/etc/podsight-auth/token
+{{- end }}
+{{- define "podsight.basicMountPath" -}}
+/etc/podsight-auth/basic
+{{- end }}
+
+{{/* "true" when the agent's /metrics asks for credentials, else empty. */}}
+{{- define "podsight.authEnabled" -}}
+{{- if or .Values.auth.bearerToken.secretName .Values.auth.basic.username }}true{{ end }}
+{{- end }}
+
+{{/* "true" when the tcp family runs with remote workload labels (every agent watches the cluster's
+pods and services), else empty. */}}
+{{- define "podsight.remoteLabels" -}}
+{{- $tcp := dig "programs" "tcp" dict (default dict .Values.config) }}
+{{- if and (kindIs "map" $tcp) (ne (toString (dig "enabled" true $tcp)) "false") (eq (toString (dig "remote" "enabled" false $tcp)) "true") }}true{{ end }}
+{{- end }}
+
+{{/*
+Values that cannot work together, refused before anything renders: Secrets that are not named,
+hostPID where it buys nothing.
+*/}}
+{{- define "podsight.checkValues" -}}
+{{- if and .Values.tls.enabled (not .Values.tls.secretName) }}
+{{- fail "podsight: tls.enabled needs tls.secretName (a kubernetes.io/tls Secret with tls.crt and tls.key)" }}
+{{- end }}
+{{- if and .Values.auth.basic.username (not .Values.auth.basic.secretName) }}
+{{- fail "podsight: auth.basic.username needs auth.basic.secretName (the Secret with the password)" }}
+{{- end }}
+{{- if and .Values.auth.basic.secretName (not .Values.auth.basic.username) }}
+{{- fail "podsight: auth.basic.secretName needs auth.basic.username" }}
+{{- end }}
+{{- if .Values.hostPID }}
+{{- $tcp := dig "programs" "tcp" dict (default dict .Values.config) }}
+{{- if or (eq (toString (dig "enabled" true $tcp)) "false") (eq (toString (dig "open_connections" "auto" $tcp)) "sk_storage") }}
+{{- fail "podsight: hostPID is only for config.programs.tcp.open_connections iter_tcp (or auto); with sk_storage or tcp disabled it grants CAP_SYS_ADMIN and CAP_SYS_PTRACE for nothing" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
 The agent's config.json: .Values.config plus the keys the chart owns (they must agree with the pod
 spec: the port it probes, the path it mounts, the capabilities it grants).
 */}}
 {{- define "podsight.config" -}}
+{{- include "podsight.checkValues" . }}
 {{- $cfg := deepCopy .Values.config }}
 {{- if and (hasKey $cfg "http") (hasKey $cfg.http "listen") }}
 {{- fail "podsight: set port and listenAddress instead of config.http.listen" }}
@@ -71,11 +120,32 @@ spec: the port it probes, the path it mounts, the capabilities it grants).
 {{- if hasKey $cfg "bpf_stats" }}
 {{- fail "podsight: set bpfStats instead of config.bpf_stats (it decides whether CAP_SYS_ADMIN is granted)" }}
 {{- end }}
+{{- if and (hasKey $cfg "http") (hasKey $cfg.http "tls") }}
+{{- fail "podsight: set tls.enabled and tls.secretName instead of config.http.tls (the chart mounts the Secret)" }}
+{{- end }}
+{{- if and (hasKey $cfg "http") (hasKey $cfg.http "auth") }}
+{{- fail "podsight: set auth.bearerToken or auth.basic instead of config.http.auth (the chart mounts the Secrets)" }}
+{{- end }}
 {{- $host := .Values.listenAddress }}
 {{- if contains ":" $host }}
 {{- $host = printf "[%s]" $host }}
 {{- end }}
 {{- $http := merge (dict "listen" (printf "%s:%d" $host (int .Values.port))) (default dict $cfg.http) }}
+{{- if .Values.tls.enabled }}
+{{- $dir := include "podsight.tlsMountPath" . }}
+{{- $_ := set $http "tls" (dict "cert_file" (printf "%s/tls.crt" $dir) "key_file" (printf "%s/tls.key" $dir) "min_version" .Values.tls.minVersion) }}
+{{- end }}
+{{- $auth := dict }}
+{{- if .Values.auth.bearerToken.secretName }}
+{{- $_ := set $auth "bearer_token_file" (printf "%s/token" (include "podsight.tokenMountPath" .)) }}
+{{- end }}
+{{- if .Values.auth.basic.username }}
+{{- $_ := set $auth "basic_username" .Values.auth.basic.username }}
+{{- $_ := set $auth "basic_password_file" (printf "%s/password" (include "podsight.basicMountPath" .)) }}
+{{- end }}
+{{- if $auth }}
+{{- $_ := set $http "auth" $auth }}
+{{- end }}
 {{- $_ := set $cfg "http" $http }}
 {{- $_ := set $cfg "cgroup_root" (include "podsight.cgroup2MountPath" .) }}
 {{- $_ := set $cfg "bpf_stats" .Values.bpfStats }}
@@ -110,6 +180,10 @@ cgroup_skb: [BPF, PERFMON, NET_ADMIN]
 {{- if .Values.bpfStats }}
 {{- $caps = append $caps "SYS_ADMIN" }}
 {{- end }}
+{{- /* iter_tcp: open /proc/<pid>/ns/net of other users' processes (ptrace access check), setns(2). */}}
+{{- if .Values.hostPID }}
+{{- $caps = concat $caps (list "SYS_ADMIN" "SYS_PTRACE") }}
+{{- end }}
 {{- if not $caps }}
 {{- fail "podsight: every program family is disabled; enable at least one under config.programs" }}
 {{- end }}
@@ -127,4 +201,36 @@ dashboards select on it, as the plain scrape config in deploy/prometheus/ does) 
 - action: replace
   sourceLabels: [__meta_kubernetes_pod_node_name]
   targetLabel: node
+{{- end }}
+
+{{/*
+Scheme, TLS and credentials of the ServiceMonitor/PodMonitor endpoint, matching what the agent's
+/metrics asks for (tls, auth): https with .Values.tls.scrapeTLSConfig; the bearer token if one is
+set, else basic credentials (Prometheus presents one of them).
+*/}}
+{{- define "podsight.scrapeSecurity" -}}
+{{- if .Values.tls.enabled }}
+scheme: https
+{{- with .Values.tls.scrapeTLSConfig }}
+tlsConfig:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- else }}
+scheme: http
+{{- end }}
+{{- if .Values.auth.bearerToken.secretName }}
+authorization:
+  type: Bearer
+  credentials:
+    name: {{ .Values.auth.bearerToken.secretName }}
+    key: {{ .Values.auth.bearerToken.key }}
+{{- else if .Values.auth.basic.username }}
+basicAuth:
+  username:
+    name: {{ .Values.auth.basic.secretName }}
+    key: {{ .Values.auth.basic.usernameKey }}
+  password:
+    name: {{ .Values.auth.basic.secretName }}
+    key: {{ .Values.auth.basic.passwordKey }}
+{{- end }}
 {{- end }}
