@@ -557,17 +557,10 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 
 	if (!sk)
 		return 0;
-	/* Most state changes (SYN_SENT, FIN_WAIT1, CLOSE_WAIT, ...) change nothing we count: with the
-	 * record in socket storage they return before reading the socket at all. Only the hash's
-	 * record keeps the state, and finding it takes the key. */
-	if (!opened && newstate != TCP_CLOSE) {
-		if (in_storage || !make_key(sk, &key))
-			return 0;
-		c = bpf_map_lookup_elem(&tcp_conns, &key);
-		if (c)
-			c->state = newstate;
+	/* Most state changes (SYN_SENT, FIN_WAIT1, CLOSE_WAIT, ...) change nothing we count: they
+	 * return before reading the socket at all, whichever place the record has. */
+	if (!opened && newstate != TCP_CLOSE)
 		return 0;
-	}
 	if (!opened && (oldstate == TCP_SYN_RECV || oldstate == TCP_CLOSE || oldstate == TCP_LISTEN ||
 			oldstate == TCP_NEW_SYN_RECV))
 		return 0;

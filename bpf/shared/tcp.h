@@ -41,7 +41,7 @@ struct tcp_conn {
 	__u64 retrans_base;
 	__u64 retrans_folded;
 	__u8 direction; /* enum tcp_direction */
-	__u8 state; /* TCP state of the last transition seen */
+	__u8 state; /* TCP state when the record was made (ESTABLISHED, or an adopted socket's): for bpftool */
 	__u8 pad[2];
 	__u32 remote; /* outbound, with remote labels on: the remote endpoint id at connect time */
 };
