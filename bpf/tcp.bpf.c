@@ -682,20 +682,22 @@ static __always_inline int on_retransmit(const struct sock *sk, const struct sk_
 	struct tcp_conn_key key = {};
 	const struct tcp_skb_cb *cb;
 	struct tcp_stats *s;
-	struct tcp_conn *c;
 	__u64 cgroup_id;
 	__u32 remote;
 	__u8 direction;
 	__u16 segs;
 
-	if (!sk || !skb || !make_key(sk, &key))
+	if (!sk || !skb)
 		return 0;
+	/* A socket with a record: its retransmits are folded from tcp_sock.total_retrans at scrape time
+	 * and at close. Socket storage finds the record without the key. */
+	if (in_storage && sk_conn(sk))
+		return 0;
+	if (!make_key(sk, &key) || (!in_storage && bpf_map_lookup_elem(&tcp_conns, &key)))
+		return 0;
+	/* No record: a SYN (the connection is not established yet), or a socket that found no room */
 	cb = (const void *)skb + bpf_core_field_offset(struct sk_buff, cb);
 	segs = BPF_CORE_READ(cb, tcp_gso_segs);
-	c = in_storage ? sk_conn(sk) : bpf_map_lookup_elem(&tcp_conns, &key);
-	if (c)
-		return 0; /* folded from tcp_sock.total_retrans at scrape time and at close */
-	/* No record: a SYN (the connection is not established yet), or a socket that found no room */
 	cgroup_id = sock_cgroup_id(sk);
 	direction = BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT ? TCP_DIR_OUTBOUND : TCP_DIR_UNKNOWN;
 	remote = remote_enabled && direction == TCP_DIR_OUTBOUND ? remote_of(&key) : 0;
