@@ -1,6 +1,8 @@
 // Fake Kubernetes API server and test PKI.
 #include "support/kube_api.hpp"
 
+#include "support/http_listen.hpp"
+
 #include <httplib.h>
 #include <unistd.h>
 
@@ -247,14 +249,7 @@ void FakeKubeApi::serve(int port) {
     port_ = server_->bind_to_port("127.0.0.1", port) ? port : -1;
   }
   if (port_ <= 0) throw std::runtime_error("SSLServer: cannot bind");
-  listener_done_ = false;
-  thread_ = std::thread([this] {
-    server_->listen_after_bind();
-    listener_done_ = true;
-  });
-  // httplib's stop() does nothing until the accept loop has marked itself running: a test that is
-  // torn down at once (a skip in SetUp on a busy machine) would otherwise join a loop that never ends.
-  while (!server_->is_running() && !listener_done_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  thread_ = listen_in_background(*server_);
 }
 
 FakeKubeApi::~FakeKubeApi() { stop_serving(); }

@@ -7,7 +7,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -179,7 +178,6 @@ class FakeKubeApi {
   Options options_;
   std::string cert_file_, key_file_;
   std::unique_ptr<httplib::Server> server_;
-  std::atomic<bool> listener_done_{false};
   std::thread thread_;
   int port_ = 0;
 

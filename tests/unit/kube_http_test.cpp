@@ -3,6 +3,7 @@
 // certificates, a server that never answers (cancelled, timed out), and the chunked decoder on its own.
 #include "metadata/kube_http.hpp"
 
+#include "support/http_listen.hpp"
 #include "support/kube_api.hpp"
 
 #include <gtest/gtest.h>
@@ -11,14 +12,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <future>
 #include <thread>
 
 namespace podsight::metadata {
 namespace {
 
+using testing::listen_in_background;
 using testing::TestPki;
 
 class TlsServer {
@@ -47,12 +47,7 @@ class TlsServer {
       res.set_content(req.get_header_value("Authorization"), "text/plain");
     });
     port_ = server_.bind_to_any_port("127.0.0.1");
-    thread_ = std::thread([this] {
-      server_.listen_after_bind();
-      done_ = true;
-    });
-    // stop() is a no-op until the accept loop runs: wait for it, or a quick teardown hangs in join().
-    while (!server_.is_running() && !done_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    thread_ = listen_in_background(server_);
   }
   ~TlsServer() {
     server_.stop();
@@ -63,7 +58,6 @@ class TlsServer {
  private:
   httplib::SSLServer server_;
   int port_ = 0;
-  std::atomic<bool> done_{false};
   std::thread thread_;
 };
 
