@@ -135,6 +135,29 @@ bool Features::has_tracepoint(std::string_view category, std::string_view event)
   return false;
 }
 
+bool Features::has_raw_tracepoint(std::string_view event) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = raw_tp_cache_.find(event); it != raw_tp_cache_.end()) return it->second;
+  }
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  bool ok = false;
+  int fd = bpf_prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, "podsight_probe", "GPL", insns, 2, nullptr);
+  if (fd >= 0) {
+    const std::string name(event);
+    int link = bpf_raw_tracepoint_open(name.c_str(), fd);
+    ok = link >= 0;
+    if (link >= 0) ::close(link);
+    ::close(fd);
+  }
+  std::lock_guard lock(mu_);
+  raw_tp_cache_[std::string(event)] = ok;
+  return ok;
+}
+
 bool Features::has_kprobes() const { return exists("/sys/bus/event_source/devices/kprobe/type"); }
 
 bool Features::can_load_fentry(std::string_view func) {

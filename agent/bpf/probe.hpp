@@ -41,8 +41,12 @@ class Features {
   [[nodiscard]] bool has_vmlinux_btf();
   // BTF-typed raw tracepoint for `event` (e.g. "sched_process_exec") can be used.
   bool has_tp_btf(std::string_view event);
-  // A tracefs tracepoint category/event exists (checked under the tracefs mount, if any).
+  // A tracefs tracepoint category/event exists (checked under the tracefs mount, if any): what a
+  // classic (perf-attached) tracepoint program needs.
   bool has_tracepoint(std::string_view category, std::string_view event);
+  // A raw tracepoint named `event` can be attached (a minimal program is attached and detached at
+  // once). Raw tracepoints are found by name in the kernel, tracefs or not, with or without BTF.
+  bool has_raw_tracepoint(std::string_view event);
   // The kprobe PMU exists (kprobes are compiled in and usable through perf_event_open).
   [[nodiscard]] bool has_kprobes() const;
   // A minimal fentry program attached to kernel function `func` loads (not just BTF present:
@@ -65,6 +69,7 @@ class Features {
   bool btf_loaded_ = false;
   struct btf* btf_ = nullptr;
   std::map<std::string, bool, std::less<>> fentry_cache_;
+  std::map<std::string, bool, std::less<>> raw_tp_cache_;
 };
 
 // Reads a whole (small) file, e.g. from /proc or /sys.

@@ -123,13 +123,14 @@ Tcp::~Tcp() { Tcp::do_stop(); }
 Result<std::string> Tcp::do_start(Context& ctx) {
   auto& f = ctx.features;
   const bool btf_retransmit = f.has_tp_btf("tcp_retransmit_skb") && f.has_tp_btf("tcp_retransmit_synack");
+  // The non-BTF variants attach their programs as raw tracepoints, which need no tracefs.
   const bool tp_retransmit =
-      f.has_tracepoint("tcp", "tcp_retransmit_skb") && f.has_tracepoint("tcp", "tcp_retransmit_synack");
+      f.has_raw_tracepoint("tcp_retransmit_skb") && f.has_raw_tracepoint("tcp_retransmit_synack");
   auto order = variant_order(
       cfg_.variant, {
                         {"tp_btf", f.has_tp_btf("inet_sock_set_state") && btf_retransmit},
                         {"fentry", (btf_retransmit || tp_retransmit) && f.can_load_fentry("tcp_set_state")},
-                        {"tracepoint", f.has_tracepoint("sock", "inet_sock_set_state") && tp_retransmit},
+                        {"tracepoint", f.has_raw_tracepoint("inet_sock_set_state") && tp_retransmit},
                         {"kprobe", tp_retransmit && f.has_kprobes()},
                     });
   auto v = first_working_variant(name(), order,
@@ -158,8 +159,8 @@ Status Tcp::try_variant(const std::string& variant, Context& ctx) {
         "did not load and attach; needs BTF and BPF trampolines)",
         "tcp", EOPNOTSUPP};
   }
-  if (variant == "tracepoint" && !f.has_tracepoint("sock", "inet_sock_set_state")) {
-    return Error{"variant tracepoint: no tracepoint sock/inet_sock_set_state under tracefs", "tcp",
+  if (variant == "tracepoint" && !f.has_raw_tracepoint("inet_sock_set_state")) {
+    return Error{"variant tracepoint: the raw tracepoint inet_sock_set_state cannot be attached", "tcp",
                  EOPNOTSUPP};
   }
   if (variant == "kprobe" && !f.has_kprobes()) {

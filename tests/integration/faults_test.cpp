@@ -40,8 +40,10 @@ std::vector<std::string> without_tracefs() {
 TEST(Faults, MissingTracepointFailsItsFamilyAloneAndTheOthersCount) {
   PODSIGHT_REQUIRE_PRIVILEGES();
   ensure_kernel_mounts();
-  AgentProcess agent(R"({"log": {"level": "info"}, "programs": {"exec": {"variant": "tracepoint"}}})", {},
-                     std::nullopt, without_tracefs());
+  // tcp's "tracepoint" variant attaches raw tracepoints, which need no tracefs: it must still work.
+  AgentProcess agent(
+      R"({"log": {"level": "info"}, "programs": {"exec": {"variant": "tracepoint"}, "tcp": {"variant": "tracepoint"}}})",
+      {}, std::nullopt, without_tracefs());
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
 
   auto ready = agent.get("/readyz");
@@ -58,6 +60,7 @@ TEST(Faults, MissingTracepointFailsItsFamilyAloneAndTheOthersCount) {
           << f.dump();
     } else if (f["name"] == "tcp" || f["name"] == "cgroup_skb") {
       EXPECT_EQ(f["state"], "attached") << f.dump();
+      if (f["name"] == "tcp") EXPECT_EQ(f["variant"], "tracepoint") << f.dump();
     } else {
       EXPECT_NE(f["state"], "failed") << f.dump();  // xdp: attached or degraded by the host's interfaces
     }

@@ -332,7 +332,7 @@ bool kernel_supports_tcp_variant(const std::string& variant) {
   bpf::Features f;
   if (variant == "tp_btf") return f.has_tp_btf("inet_sock_set_state");
   if (variant == "fentry") return f.can_load_fentry("tcp_set_state");
-  if (variant == "tracepoint") return f.has_tracepoint("sock", "inet_sock_set_state");
+  if (variant == "tracepoint") return f.has_raw_tracepoint("inet_sock_set_state");
   if (variant == "kprobe") return f.has_kprobes();
   return false;
 }
