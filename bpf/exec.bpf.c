@@ -1,7 +1,12 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-/* exec family: counts successful execve() calls per (cgroup, comm). Two variants of one handler:
- * tp_btf (BTF-typed raw tracepoint, cheapest) and the classic tracepoint, which works on every kernel
- * with tracefs events. The agent picks one and disables the other's autoload before load. */
+/* exec family: counts successful execve() calls per (cgroup, comm). Two variants of one handler on
+ * sched/sched_process_exec: tp_btf (BTF-typed raw tracepoint) and a plain raw tracepoint, which needs
+ * neither BTF nor tracefs. The agent picks one and disables the other's autoload before load.
+ *
+ * Not a perf-attached (classic) tracepoint: the kernel skips those, silently and without counting a
+ * miss, whenever another BPF program or BPF map syscall is active on the CPU (bpf_prog_active), so
+ * execs would go uncounted on a node with other BPF tools. A raw tracepoint program is only kept from
+ * nesting in itself, which the kernel counts in its recursion_misses. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
@@ -35,7 +40,7 @@ int BPF_PROG(exec_tp_btf, struct task_struct *p, pid_t old_pid, struct linux_bin
 	return count_exec();
 }
 
-SEC("tracepoint/sched/sched_process_exec")
+SEC("raw_tracepoint/sched_process_exec")
 int exec_tracepoint(void *ctx)
 {
 	return count_exec();

@@ -388,7 +388,10 @@ int Agent::check(std::ostream& out) {
   // Informational: podsight pins nothing, so the chart does not mount bpffs into the pod.
   rows.push_back(
       {"bpffs", true, m.bpffs.empty() ? "not mounted (not needed: podsight pins nothing)" : m.bpffs});
-  rows.push_back({"tracefs", !m.tracefs.empty(), m.tracefs.empty() ? "not mounted" : m.tracefs});
+  // Informational too: tracepoints are attached as tp_btf or raw tracepoints, found by name.
+  rows.push_back({"tracefs", true,
+                  m.tracefs.empty() ? "not mounted (not needed: tracepoints attach as tp_btf or raw tracepoints)"
+                                    : m.tracefs});
   const std::string& cg = cgroups_->root();
   rows.push_back({"cgroup2", is_dir(cg), cg.empty() ? "no cgroup2 mount found" : cg});
   rows.push_back({"memlock", true,

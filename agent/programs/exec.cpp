@@ -1,4 +1,4 @@
-// exec program family: variant choice (tp_btf, then tracepoint), configure, load, attach.
+// exec program family: variant choice (tp_btf, then the raw tracepoint), configure, load, attach.
 #include "programs/exec.hpp"
 
 #include "log/log.hpp"
@@ -18,16 +18,18 @@ static_assert(sizeof(exec_key) == 24, "exec_key layout is shared with bpf/exec.b
 }  // namespace
 
 Result<std::string> Exec::do_start(Context& ctx) {
-  auto order = variant_order(cfg_.variant, {
-                                               {"tp_btf", ctx.features.has_tp_btf("sched_process_exec")},
-                                               {"tracepoint", ctx.features.has_tracepoint("sched", "sched_process_exec")},
-                                           });
+  auto order =
+      variant_order(cfg_.variant, {
+                                      {"tp_btf", ctx.features.has_tp_btf("sched_process_exec")},
+                                      {"tracepoint", ctx.features.has_raw_tracepoint("sched_process_exec")},
+                                  });
   return first_working_variant(name(), order, [this](const std::string& v) { return try_variant(v); });
 }
 
 Status Exec::try_variant(const std::string& variant) {
   do_stop();
-  if (variant != "tp_btf" && variant != "tracepoint") return Error{"unknown variant " + variant, "exec", EINVAL};
+  if (variant != "tp_btf" && variant != "tracepoint")
+    return Error{"unknown variant " + variant, "exec", EINVAL};
   exec_bpf* raw = exec_bpf::open();
   if (raw == nullptr) return errno_error("open BPF object", "exec");
   skel_ = bpf::Skeleton<exec_bpf>(raw);
@@ -48,7 +50,7 @@ Status Exec::try_variant(const std::string& variant) {
   if (link == nullptr) {
     int err = errno;
     do_stop();
-    return errno_error(btf ? "attach tp_btf/sched_process_exec" : "attach tracepoint sched/sched_process_exec",
+    return errno_error(btf ? "attach tp_btf/sched_process_exec" : "attach raw tracepoint sched_process_exec",
                        "exec", err);
   }
   link_.reset(link);
@@ -69,9 +71,9 @@ int Exec::counts_fd() const { return skel_ ? bpf_map__fd(skel_->maps.exec_counts
 
 std::vector<MapRef> Exec::maps() const {
   if (!skel_) return {};
-  return {MapRef{"exec_counts", bpf_map__fd(skel_->maps.exec_counts), bpf_map__max_entries(skel_->maps.exec_counts),
-                 static_cast<std::uint32_t>(sizeof(exec_key)), EXEC_MAP_COUNTS,
-                 static_cast<int>(offsetof(exec_key, cgroup_id))}};
+  return {MapRef{"exec_counts", bpf_map__fd(skel_->maps.exec_counts),
+                 bpf_map__max_entries(skel_->maps.exec_counts), static_cast<std::uint32_t>(sizeof(exec_key)),
+                 EXEC_MAP_COUNTS, static_cast<int>(offsetof(exec_key, cgroup_id))}};
 }
 
 std::vector<ProgRef> Exec::progs() const {
