@@ -191,3 +191,41 @@ def exec_profile(env):
     floors = {name: ("empty", "floor_exec_btf") for label in per_run for name in per_run[label]}
     return {"rounds": rounds, "workload": f"{n} execs of /bin/true per round", "load": load.result(),
             "rows": _rows(per_run, counts, None, floors)}
+
+
+SKB_PARTS = ("part_skb_cgid", "part_skb_pcpu", "part_skb_1add", "part_skb_plain", "part_skb_shared",
+             "part_skb_array", "part_skb_slot", "part_skb_sk", "part_skb_in_only", "part_skb_out_only")
+# Measured a second time each alone with the empty programs: with every part attached, whichever runs
+# first on a packet takes the cold misses for all of them; alone, a part pays its own.
+SKB_PARTS_ALONE = ("part_skb_cgid", "part_skb_pcpu", "part_skb_shared", "part_skb_array", "part_skb_slot",
+                   "part_skb_in_only", "part_skb_out_only")
+
+
+def cgroup_skb_profile(env):
+    """Where the cgroup_skb programs' time per packet goes: each part of the count (bench/bpf/floor.bpf.c
+    part_skb_*, each with maps of its own) as programs of their own on the same cgroup root, next to
+    podsight's programs and the empty ones, all attached at once under the loopback TCP storm, in a
+    rotated order every round; then some parts again, each alone with the empty programs. Net of the
+    empty program of the same direction."""
+    rounds = env.n_rounds(3, 7)
+    n = 3000 if env.quick else 10000
+    with bench_cgroup(env, "skb-profile") as cg, LoadWatch() as load:
+        contenders = {"podsight": lambda: _agent_progs(env, ONLY["cgroup_skb"](None), "cgroup_skb"),
+                      "empty": lambda: _floor_progs(env, ["cgroup_skb"])}
+        for part in SKB_PARTS:
+            contenders[part] = (lambda p: lambda: _floor_progs(env, [p]))(part)
+        storm = lambda: env.tool("storm-tcp", "--n", n, "--cgroup", cg)  # noqa: E731
+        per_run, counts = _measure(env, contenders, storm, rounds)
+        rows = _rows(per_run, counts, None, _skb_floors(per_run))
+        for part in SKB_PARTS_ALONE:
+            alone = {"empty": contenders["empty"], part + " alone": contenders[part]}
+            per_run, counts = _measure(env, alone, storm, rounds)
+            rows += [r for r in _rows(per_run, counts, None, _skb_floors(per_run)) if r["contender"] != "empty"]
+    return {"rounds": rounds, "workload": f"{n} loopback TCP connections per round (connect, 100 B, close)",
+            "load": load.result(), "rows": rows}
+
+
+def _skb_floors(per_run):
+    # Ingress programs are named *_in, *_ingress or *_in_only; everything else runs on egress.
+    return {name: ("empty", "floor_skb_in" if name.endswith(("_in", "ingress", "_in_only")) else "floor_skb_out")
+            for label in per_run for name in per_run[label]}
