@@ -227,6 +227,8 @@ def cgroup_skb_profile(env):
     n = 3000 if env.quick else 10000
     with bench_cgroup(env, "skb-profile") as cg, LoadWatch() as load:
         contenders = {"podsight": lambda: _skb_agent_progs(env, cg),
+                      # before any scrape: every packet takes the slot compare and the hash
+                      "podsight, no slot": lambda: _agent_progs(env, ONLY["cgroup_skb"](None), "cgroup_skb"),
                       "empty": lambda: _floor_progs(env, ["cgroup_skb"])}
         for part in SKB_PARTS:
             contenders[part] = (lambda p: lambda: _floor_progs(env, [p]))(part)

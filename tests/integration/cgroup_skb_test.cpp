@@ -741,9 +741,6 @@ TEST_F(CgroupSkb, DisabledAttachesNothing) {
   EXPECT_EQ(s.count("podsight_network_packets_total"), 0u);
 }
 
-}  // namespace
-}  // namespace podsight::testing
-
 // --- per-CPU slots (bpf/shared/cgroup_skb.h) ------------------------------------------------------
 
 // One of the agent's maps, by the name the kernel keeps (15 characters at most); -1 if it holds none.
@@ -854,3 +851,6 @@ TEST_F(CgroupSkb, KnownCgroupCountsInItsSlotExactlyAcrossScrapes) {
   ::close(slots);
   ::close(counts);
 }
+
+}  // namespace
+}  // namespace podsight::testing
