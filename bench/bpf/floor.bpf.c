@@ -169,8 +169,7 @@ int BPF_PROG(part_shared_hash)
  * one direction), with maps of their own so that no part finds another's lines warm: the cgroup id
  * alone, the count as podsight does it (per-CPU hash, two atomic adds), the same with one atomic add,
  * with plain adds, into a shared hash, into one per-CPU array slot (no key), the count on one
- * direction only, per-socket counts in socket storage (created at a socket's first packet), and a
- * per-CPU slot per cgroup in an array (below). */
+ * direction only, and per-socket counts in socket storage (created at a socket's first packet). */
 #define SKB_PART_ENTRIES 16384
 
 struct {
@@ -201,31 +200,6 @@ struct {
 	__type(key, int);
 	__type(value, struct cgroup_skb_value);
 } skb_sk SEC(".maps");
-
-/* A direct-mapped per-CPU slot per cgroup (index: cgroup id modulo the slots), owned by one cgroup id,
- * with the hash for cgroups whose slot another owns: what a per-packet count without a hash lookup
- * would cost once a cgroup has its slot. Here the first packet takes a free slot with a plain store
- * (a bench shortcut: a real design has to assign slots without racing a softirq on the same CPU). */
-#define SKB_SLOTS 1024
-
-struct skb_slot {
-	__u64 cgroup_id;
-	struct cgroup_skb_value counts;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SKB_SLOTS);
-	__type(key, __u32);
-	__type(value, struct skb_slot);
-} skb_slots SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, SKB_PART_ENTRIES);
-	__type(key, struct cgroup_skb_key);
-	__type(value, struct cgroup_skb_value);
-} skb_slot_hash SEC(".maps");
 
 static const struct cgroup_skb_value skb_zero;
 
@@ -296,116 +270,42 @@ static __always_inline int skb_count_sk(struct __sk_buff *skb, __u32 dir)
 	return 1;
 }
 
-static __always_inline int skb_count_slot(struct __sk_buff *skb, __u32 dir)
-{
-	__u64 id = bpf_skb_cgroup_id(skb);
-	__u32 idx = id & (SKB_SLOTS - 1);
-	struct skb_slot *s = bpf_map_lookup_elem(&skb_slots, &idx);
-	struct cgroup_skb_key key = { .cgroup_id = id };
-	struct cgroup_skb_value *v;
-
-	if (!s)
-		return 1;
-	if (s->cgroup_id == 0 && id)
-		s->cgroup_id = id;
-	if (s->cgroup_id == id) {
-		__sync_fetch_and_add(&s->counts.dir[dir].packets, 1);
-		__sync_fetch_and_add(&s->counts.dir[dir].bytes, skb->len);
-		return 1;
-	}
-	v = podsight_lookup_or_insert(&skb_slot_hash, &key, &skb_zero, &map_errors, 0);
-	if (v) {
-		__sync_fetch_and_add(&v->dir[dir].packets, 1);
-		__sync_fetch_and_add(&v->dir[dir].bytes, skb->len);
-	}
-	return 1;
-}
-
-SEC("cgroup_skb/ingress")
-int part_skb_slot_in(struct __sk_buff *skb)
-{
-	return skb_count_slot(skb, CGROUP_SKB_INGRESS);
-}
-
-SEC("cgroup_skb/egress")
-int part_skb_slot_out(struct __sk_buff *skb)
-{
-	return skb_count_slot(skb, CGROUP_SKB_EGRESS);
-}
-
-SEC("cgroup_skb/ingress")
-int part_skb_cgid_in(struct __sk_buff *skb)
+static __always_inline int skb_cgroup_id_only(struct __sk_buff *skb, __u32 dir)
 {
 	sink = bpf_skb_cgroup_id(skb);
 	return 1;
 }
 
-SEC("cgroup_skb/egress")
-int part_skb_cgid_out(struct __sk_buff *skb)
+static __always_inline int skb_count_pcpu(struct __sk_buff *skb, __u32 dir)
 {
-	sink = bpf_skb_cgroup_id(skb);
-	return 1;
+	return skb_count(skb, &skb_pcpu, dir);
 }
 
-SEC("cgroup_skb/ingress")
-int part_skb_pcpu_in(struct __sk_buff *skb)
+static __always_inline int skb_count_shared(struct __sk_buff *skb, __u32 dir)
 {
-	return skb_count(skb, &skb_pcpu, CGROUP_SKB_INGRESS);
+	return skb_count(skb, &skb_shared, dir);
 }
 
-SEC("cgroup_skb/egress")
-int part_skb_pcpu_out(struct __sk_buff *skb)
-{
-	return skb_count(skb, &skb_pcpu, CGROUP_SKB_EGRESS);
-}
+/* part_skb_<name>_in and _out: the same count on both hooks */
+#define SKB_PART(name, count)                                   \
+	SEC("cgroup_skb/ingress")                               \
+	int part_skb_##name##_in(struct __sk_buff *skb)         \
+	{                                                       \
+		return count(skb, CGROUP_SKB_INGRESS);          \
+	}                                                       \
+	SEC("cgroup_skb/egress")                                \
+	int part_skb_##name##_out(struct __sk_buff *skb)        \
+	{                                                       \
+		return count(skb, CGROUP_SKB_EGRESS);           \
+	}
 
-SEC("cgroup_skb/ingress")
-int part_skb_1add_in(struct __sk_buff *skb)
-{
-	return skb_count_one_add(skb, CGROUP_SKB_INGRESS);
-}
-
-SEC("cgroup_skb/egress")
-int part_skb_1add_out(struct __sk_buff *skb)
-{
-	return skb_count_one_add(skb, CGROUP_SKB_EGRESS);
-}
-
-SEC("cgroup_skb/ingress")
-int part_skb_plain_in(struct __sk_buff *skb)
-{
-	return skb_count_plain(skb, CGROUP_SKB_INGRESS);
-}
-
-SEC("cgroup_skb/egress")
-int part_skb_plain_out(struct __sk_buff *skb)
-{
-	return skb_count_plain(skb, CGROUP_SKB_EGRESS);
-}
-
-SEC("cgroup_skb/ingress")
-int part_skb_shared_in(struct __sk_buff *skb)
-{
-	return skb_count(skb, &skb_shared, CGROUP_SKB_INGRESS);
-}
-
-SEC("cgroup_skb/egress")
-int part_skb_shared_out(struct __sk_buff *skb)
-{
-	return skb_count(skb, &skb_shared, CGROUP_SKB_EGRESS);
-}
-
-SEC("cgroup_skb/ingress")
-int part_skb_array_in(struct __sk_buff *skb)
-{
-	return skb_count_array(skb, CGROUP_SKB_INGRESS);
-}
-
-SEC("cgroup_skb/egress")
-int part_skb_array_out(struct __sk_buff *skb)
-{
-	return skb_count_array(skb, CGROUP_SKB_EGRESS);
-}
+SKB_PART(cgid, skb_cgroup_id_only)
+SKB_PART(pcpu, skb_count_pcpu)
+SKB_PART(1add, skb_count_one_add)
+SKB_PART(plain, skb_count_plain)
+SKB_PART(shared, skb_count_shared)
+SKB_PART(array, skb_count_array)
+SKB_PART(sk, skb_count_sk)
 
 SEC("cgroup_skb/ingress")
 int part_skb_in_only(struct __sk_buff *skb)
@@ -417,18 +317,6 @@ SEC("cgroup_skb/egress")
 int part_skb_out_only(struct __sk_buff *skb)
 {
 	return skb_count(skb, &skb_out_only, CGROUP_SKB_EGRESS);
-}
-
-SEC("cgroup_skb/ingress")
-int part_skb_sk_in(struct __sk_buff *skb)
-{
-	return skb_count_sk(skb, CGROUP_SKB_INGRESS);
-}
-
-SEC("cgroup_skb/egress")
-int part_skb_sk_out(struct __sk_buff *skb)
-{
-	return skb_count_sk(skb, CGROUP_SKB_EGRESS);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

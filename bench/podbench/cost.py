@@ -210,11 +210,11 @@ def exec_profile(env):
 
 
 SKB_PARTS = ("part_skb_cgid", "part_skb_pcpu", "part_skb_1add", "part_skb_plain", "part_skb_shared",
-             "part_skb_array", "part_skb_slot", "part_skb_sk", "part_skb_in_only", "part_skb_out_only")
+             "part_skb_array", "part_skb_sk", "part_skb_in_only", "part_skb_out_only")
 # Measured a second time each alone with the empty programs: with every part attached, whichever runs
 # first on a packet takes the cold misses for all of them; alone, a part pays its own.
-SKB_PARTS_ALONE = ("part_skb_cgid", "part_skb_pcpu", "part_skb_shared", "part_skb_array", "part_skb_slot",
-                   "part_skb_in_only", "part_skb_out_only")
+SKB_PARTS_ALONE = ("part_skb_cgid", "part_skb_pcpu", "part_skb_shared", "part_skb_array", "part_skb_in_only",
+                   "part_skb_out_only")
 
 
 def cgroup_skb_profile(env):

@@ -79,8 +79,6 @@ int floor_programs(const Args& a) {
                                  {"part_skb_array", skel->progs.part_skb_array_out},
                                  {"part_skb_sk", skel->progs.part_skb_sk_in},
                                  {"part_skb_sk", skel->progs.part_skb_sk_out},
-                                 {"part_skb_slot", skel->progs.part_skb_slot_in},
-                                 {"part_skb_slot", skel->progs.part_skb_slot_out},
                                  {"part_skb_in_only", skel->progs.part_skb_in_only},
                                  {"part_skb_out_only", skel->progs.part_skb_out_only}};
   for (const auto& h : all) bpf_program__set_autoload(h.prog, want(h.name));
