@@ -3,6 +3,7 @@
 // and direction; programs others attached at the cgroup2 root keep counting; nothing stays attached.
 #include "integration/support/harness.hpp"
 #include "integration/support/net.hpp"
+#include "support/kube_api.hpp"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -850,6 +851,75 @@ TEST_F(CgroupSkb, KnownCgroupCountsInItsSlotExactlyAcrossScrapes) {
   EXPECT_EQ(free_slot, std::vector<std::uint64_t>(5, 0));
   ::close(slots);
   ::close(counts);
+}
+
+// A removed cgroup's entry goes (garbage collection, grace period 0); the scrape after that frees its
+// slot with its counts, and a later cgroup with the same slot index gets the slot, starting from zero:
+// its totals are exact, none of the removed cgroup's packets among them.
+TEST_F(CgroupSkb, SlotOfARemovedCgroupGoesToTheNextCgroupFromZero) {
+  TestCgroup p("psk-p3");
+  std::vector<std::unique_ptr<TestCgroup>> children;
+  for (const char* n : {"a", "b", "c"}) {
+    children.push_back(std::make_unique<TestCgroup>(p.relative().substr(1) + "/" + n));
+  }
+  std::unique_ptr<TestCgroup> x;
+  std::unique_ptr<TestCgroup> z;
+  for (std::size_t i = 0; i < children.size() && !x; ++i) {
+    for (std::size_t j = i + 1; j < children.size(); ++j) {
+      if ((children[i]->id() & 1) == (children[j]->id() & 1)) {
+        x = std::move(children[i]);
+        z = std::move(children[j]);
+        break;
+      }
+    }
+  }
+  ASSERT_TRUE(x && z);
+  const std::uint64_t x_id = x->id();
+  const std::uint64_t z_id = z->id();
+  const std::string x_label = x->relative().substr(p.relative().size());
+  const std::string z_label = z->relative().substr(p.relative().size());
+  AgentProcess agent(R"({"cgroup_root": ")" + p.path() +
+                     R"(", "programs": {"cgroup_skb": {"max_entries": 2}},
+                        "gc": {"grace_period_seconds": 0, "interval_seconds": 1}})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  const int slots = agent_map(agent, "cgroup_skb_slot");
+  ASSERT_GE(slots, 0);
+  const auto idx = static_cast<std::uint32_t>(x_id & 1);
+  auto owner = [&] {
+    bool found = false;
+    const auto words = percpu_words(slots, &idx, 5, &found);
+    return found ? words[0] / static_cast<std::uint64_t>(::libbpf_num_possible_cpus()) : ~0ull;
+  };
+
+  udp({x.get()}, {x.get()}, "127.0.0.1", 5, 64);
+  agent.get("/metrics");
+  udp({x.get()}, {x.get()}, "127.0.0.1", 6, 64);  // into x's slot
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(traffic(agent.scrape(), x_label, "egress"), udp_traffic(11, 64, false));
+  EXPECT_EQ(owner(), x_id);
+
+  x.reset();  // removed; garbage collection drops its entry, then a scrape frees its slot
+  EXPECT_TRUE(eventually([&] {
+    return traffic(agent.scrape(), x_label, "egress") == Traffic{} && owner() == 0;
+  })) << "slot owner "
+      << owner();
+
+  udp({z.get()}, {z.get()}, "127.0.0.1", 4, 64);  // z has no slot yet: into the hash
+  agent.get("/metrics");                          // gives z the free slot
+  EXPECT_EQ(owner(), z_id);
+  udp({z.get()}, {z.get()}, "127.0.0.1", 3, 64);  // into z's slot
+  if (HasFatalFailure()) return;
+  auto text = agent.get("/metrics").body;
+  Scrape s(text);
+  EXPECT_EQ(traffic(s, z_label, "egress"), udp_traffic(7, 64, false));
+  EXPECT_EQ(traffic(s, z_label, "ingress"), udp_traffic(7, 64, false));
+  bool found = false;
+  const auto in_slot = percpu_words(slots, &idx, 5, &found);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(static_cast<double>(in_slot[1]), udp_traffic(3, 64, false).packets);  // ingress
+  EXPECT_EQ(static_cast<double>(in_slot[3]), udp_traffic(3, 64, false).packets);  // egress
+  EXPECT_EQ(promtool_problems(text), "");
+  ::close(slots);
 }
 
 }  // namespace
