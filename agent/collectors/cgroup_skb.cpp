@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <unordered_map>
 #include <vector>
 
@@ -82,26 +83,34 @@ Status CgroupSkb::add_slots(int ncpus, std::unordered_map<std::uint64_t, cgroup_
   std::vector<cgroup_skb_slot> cpus(static_cast<std::size_t>(ncpus));
   std::vector<std::uint32_t> to_free;
   std::vector<bool> free(nslots, false);
-  for (std::uint32_t idx = 0; idx < nslots; ++idx) {
-    if (bpf_map_lookup_elem(fd, &idx, cpus.data()) != 0) return errno_error("read slot", "cgroup_skb_slots");
-    bool owned = false;
-    for (const auto& s : cpus) {
-      if (s.cgroup_id == 0) continue;
-      owned = true;
-      // The agent writes one owner to every CPU; a slot whose owner left the hash (garbage
-      // collection of a removed cgroup) is freed, and its counts go with that cgroup's series.
-      auto it = totals.find(s.cgroup_id);
-      if (it == totals.end()) {
-        if (to_free.empty() || to_free.back() != idx) to_free.push_back(idx);
-        continue;
-      }
-      for (const std::uint32_t d : {CGROUP_SKB_INGRESS, CGROUP_SKB_EGRESS}) {
-        it->second.dir[d].packets += s.counts.dir[d].packets;
-        it->second.dir[d].bytes += s.counts.dir[d].bytes;
-      }
-    }
-    free[idx] = !owned;
-  }
+  // One batch lookup for every slot (key-by-key where the kernel has no batch ops for arrays).
+  auto read = bpf::for_each_entry(
+      fd,
+      [&](const void* key, const void* value) {
+        std::uint32_t idx = 0;
+        std::memcpy(&idx, key, sizeof idx);
+        if (idx >= nslots) return;
+        std::memcpy(cpus.data(), value, cpus.size() * sizeof(cgroup_skb_slot));
+        bool owned = false;
+        for (const auto& s : cpus) {
+          if (s.cgroup_id == 0) continue;
+          owned = true;
+          // The agent writes one owner to every CPU; a slot whose owner left the hash (garbage
+          // collection of a removed cgroup) is freed, and its counts go with that cgroup's series.
+          auto it = totals.find(s.cgroup_id);
+          if (it == totals.end()) {
+            if (to_free.empty() || to_free.back() != idx) to_free.push_back(idx);
+            continue;
+          }
+          for (const std::uint32_t d : {CGROUP_SKB_INGRESS, CGROUP_SKB_EGRESS}) {
+            it->second.dir[d].packets += s.counts.dir[d].packets;
+            it->second.dir[d].bytes += s.counts.dir[d].bytes;
+          }
+        }
+        free[idx] = !owned;
+      },
+      "cgroup_skb_slots");
+  if (!read) return read.error();
   // A slot is given only if it was free when read above, so one freed now is given at the next scrape
   // at the earliest: a program that read the old owner just before the free has long finished, and
   // whatever it added is overwritten by the zeroed counts the new owner starts from.
