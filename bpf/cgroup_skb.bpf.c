@@ -20,6 +20,16 @@ struct {
 	__type(value, struct cgroup_skb_value);
 } cgroup_skb_counts SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1024); /* a power of two, set with slot_mask before load */
+	__type(key, __u32);
+	__type(value, struct cgroup_skb_slot);
+} cgroup_skb_slots SEC(".maps");
+
+/* cgroup_skb_slots' max_entries - 1 */
+const volatile __u32 slot_mask = 1023;
+
 PODSIGHT_MAP_ERRORS(CGROUP_SKB_MAP_NR);
 
 /* Length of the IP + TCP/UDP headers every segment of a GSO/GRO packet carries, or 0 when they are
@@ -59,6 +69,8 @@ static __always_inline int count_skb(struct __sk_buff *skb, const __u32 directio
 {
 	struct cgroup_skb_key key;
 	struct cgroup_skb_value *v;
+	struct cgroup_skb_slot *slot;
+	__u32 idx;
 	__u64 packets = 1;
 	__u64 bytes = skb->len;
 
@@ -73,7 +85,14 @@ static __always_inline int count_skb(struct __sk_buff *skb, const __u32 directio
 		packets = skb->gso_segs;
 		bytes += (packets - 1) * segment_header_len(skb);
 	}
-	v = podsight_lookup_or_insert(&cgroup_skb_counts, &key, &zero, &map_errors, CGROUP_SKB_MAP_COUNTS);
+	/* The agent never gives a slot to cgroup id 0 (no full socket), so a free slot never matches. */
+	idx = key.cgroup_id & slot_mask;
+	slot = bpf_map_lookup_elem(&cgroup_skb_slots, &idx);
+	if (slot && slot->cgroup_id == key.cgroup_id && key.cgroup_id)
+		v = &slot->counts;
+	else
+		v = podsight_lookup_or_insert(&cgroup_skb_counts, &key, &zero, &map_errors,
+					      CGROUP_SKB_MAP_COUNTS);
 	if (v) {
 		__sync_fetch_and_add(&v->dir[direction].packets, packets);
 		__sync_fetch_and_add(&v->dir[direction].bytes, bytes);

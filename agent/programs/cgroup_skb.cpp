@@ -21,11 +21,23 @@ namespace podsight::programs {
 namespace {
 static_assert(sizeof(cgroup_skb_key) == 8, "cgroup_skb_key layout is shared with bpf/cgroup_skb.bpf.c");
 static_assert(sizeof(cgroup_skb_value) == 32, "cgroup_skb_value layout is shared with bpf/cgroup_skb.bpf.c");
+static_assert(sizeof(cgroup_skb_slot) == 40, "cgroup_skb_slot layout is shared with bpf/cgroup_skb.bpf.c");
 static_assert(CGROUP_SKB_INGRESS == 0 && CGROUP_SKB_EGRESS == 1, "directions index cgroup_skb_value::dir");
 
 // The root of a cgroup2 hierarchy has cgroup id (inode number) 1; a cgroup namespace or a
 // configured subdirectory shows some other cgroup as the top.
 constexpr ino_t kCgroup2RootIno = 1;
+
+// Slots beyond this cost memory (40 bytes per CPU each) for nodes with more cgroups sending at once
+// than a node usually has; those cgroups are counted in the hash, as before slots.
+constexpr std::uint32_t kMaxSlots = 1024;
+
+// The largest power of two <= min(max_entries, kMaxSlots): never more slots than cgroups tracked.
+std::uint32_t slot_count(std::uint32_t max_entries) {
+  std::uint32_t n = 1;
+  while (n * 2 <= max_entries && n * 2 <= kMaxSlots) n *= 2;
+  return n;
+}
 
 std::string attach_hint(int err) {
   if (err == EPERM) {
@@ -76,6 +88,12 @@ Status CgroupSkb::try_variant(const std::string& variant) {
     do_stop();
     return errno_error("set max_entries", "map cgroup_skb_counts", -err);
   }
+  const std::uint32_t slots = slot_count(cfg_.max_entries);
+  if (int err = bpf_map__set_max_entries(skel_->maps.cgroup_skb_slots, slots); err != 0) {
+    do_stop();
+    return errno_error("set max_entries", "map cgroup_skb_slots", -err);
+  }
+  skel_->rodata->slot_mask = slots - 1;
   if (int err = cgroup_skb_bpf::load(skel_.get()); err != 0) {
     do_stop();
     return errno_error("load BPF programs", "cgroup_skb", -err);
@@ -112,6 +130,11 @@ void CgroupSkb::do_stop() {
 }
 
 int CgroupSkb::counts_fd() const { return skel_ ? bpf_map__fd(skel_->maps.cgroup_skb_counts) : -1; }
+
+int CgroupSkb::slots_fd() const { return skel_ ? bpf_map__fd(skel_->maps.cgroup_skb_slots) : -1; }
+std::uint32_t CgroupSkb::slots() const {
+  return skel_ ? bpf_map__max_entries(skel_->maps.cgroup_skb_slots) : 0;
+}
 
 std::vector<MapRef> CgroupSkb::maps() const {
   if (!skel_) return {};

@@ -26,6 +26,10 @@ class CgroupSkb final : public Family {
 
   // fd of the (cgroup id, direction) -> per-CPU {packets, bytes} map, -1 when not loaded.
   [[nodiscard]] int counts_fd() const;
+  // fd of the per-CPU array of cgroup_skb_slot (see bpf/shared/cgroup_skb.h), -1 when not loaded, and
+  // its number of slots (a power of two: a cgroup's slot is its id & (slots - 1)).
+  [[nodiscard]] int slots_fd() const;
+  [[nodiscard]] std::uint32_t slots() const;
 
  protected:
   Result<std::string> do_start(Context& ctx) override;

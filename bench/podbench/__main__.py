@@ -18,6 +18,8 @@ MEASUREMENTS = {
     "exec_cost": (cost.exec_cost, "exec: ns per event, podsight vs bpftrace vs an empty program"),
     "exec_profile": (cost.exec_profile, "exec: ns per event of each part of the handler, alone on the hook"),
     "cgroup_skb_cost": (cost.cgroup_skb_cost, "cgroup_skb: ns per packet, podsight vs an empty program"),
+    "cgroup_skb_profile": (cost.cgroup_skb_profile,
+                           "cgroup_skb: ns per packet of each part of the count, alone on the cgroup root"),
     "tcp_cost": (cost.tcp_cost, "inet_sock_set_state: ns per event, podsight vs bpftrace vs an empty program"),
     "exec_storm": (slowdown.exec_storm, "exec storm: time with the agent / without"),
     "tcp_storm": (slowdown.tcp_storm, "loopback TCP storm: time with the agent / without"),

@@ -5,7 +5,7 @@ them in a rotated attach order, because the first program a hook runs pays for t
 
 import contextlib
 
-from .common import Agent, Bpftrace, Floor, LoadWatch, bench_cgroup, prog_stats, rotations, summary
+from .common import Agent, Bpftrace, Floor, LoadWatch, bench_cgroup, http_get, prog_stats, rotations, summary
 
 FAMILIES = ("exec", "cgroup_skb", "tcp", "xdp")
 
@@ -57,6 +57,17 @@ def _measure(env, contenders, workload, rounds):
 def _agent_progs(env, config, prefix):
     with Agent(env, config) as a:
         yield a.progs(prefix)
+
+
+@contextlib.contextmanager
+def _skb_agent_progs(env, cg):
+    """The agent with only cgroup_skb, after a few connections from the storm's cgroup and a scrape:
+    the scrape gives a cgroup seen in the hash its own slot (bpf/shared/cgroup_skb.h), as every scrape
+    interval does for a pod that sends, so the measured packets take the path of a known cgroup."""
+    with Agent(env, ONLY["cgroup_skb"](None)) as a:
+        env.tool("storm-tcp", "--n", 10, "--cgroup", cg)
+        http_get(a.url(), timeout=30)
+        yield a.progs("cgroup_skb")
 
 
 @contextlib.contextmanager
@@ -115,7 +126,7 @@ def cgroup_skb_cost(env):
     n = 3000 if env.quick else 10000
     with bench_cgroup(env, "skb-cost") as cg, LoadWatch() as load:
         contenders = {
-            "podsight": lambda: _agent_progs(env, ONLY["cgroup_skb"](None), "cgroup_skb"),
+            "podsight": lambda: _skb_agent_progs(env, cg),
             "empty": lambda: _floor_progs(env, ["cgroup_skb"]),
         }
         per_run, counts = _measure(env, contenders,
@@ -138,6 +149,11 @@ def cgroup_skb_test_run(env):
     rows = []
     with LoadWatch() as load, Agent(env, ONLY["cgroup_skb"](None)) as a, Floor(env, ["cgroup_skb"]) as f:
         progs = a.progs("cgroup_skb")
+        # The synthetic packet's socket is in podsight-bench's cgroup: one run puts it in the hash, a
+        # scrape gives it its slot, as for a pod that sends.
+        for pid in progs.values():
+            env.tool("testrun", "--prog-id", pid, "--repeat", 1, "--rounds", 1, "--proto", "udp")
+        http_get(a.url(), timeout=30)
         progs.update(f.ids)
         for case, args in cases:
             for name, pid in sorted(progs.items()):
@@ -191,3 +207,43 @@ def exec_profile(env):
     floors = {name: ("empty", "floor_exec_btf") for label in per_run for name in per_run[label]}
     return {"rounds": rounds, "workload": f"{n} execs of /bin/true per round", "load": load.result(),
             "rows": _rows(per_run, counts, None, floors)}
+
+
+SKB_PARTS = ("part_skb_cgid", "part_skb_pcpu", "part_skb_1add", "part_skb_plain", "part_skb_shared",
+             "part_skb_array", "part_skb_sk", "part_skb_in_only", "part_skb_out_only")
+# Measured a second time each alone with the empty programs: with every part attached, whichever runs
+# first on a packet takes the cold misses for all of them; alone, a part pays its own.
+SKB_PARTS_ALONE = ("part_skb_cgid", "part_skb_pcpu", "part_skb_shared", "part_skb_array", "part_skb_in_only",
+                   "part_skb_out_only")
+
+
+def cgroup_skb_profile(env):
+    """Where the cgroup_skb programs' time per packet goes: each part of the count (bench/bpf/floor.bpf.c
+    part_skb_*, each with maps of its own) as programs of their own on the same cgroup root, next to
+    podsight's programs and the empty ones, all attached at once under the loopback TCP storm, in a
+    rotated order every round; then some parts again, each alone with the empty programs. Net of the
+    empty program of the same direction."""
+    rounds = env.n_rounds(3, 7)
+    n = 3000 if env.quick else 10000
+    with bench_cgroup(env, "skb-profile") as cg, LoadWatch() as load:
+        contenders = {"podsight": lambda: _skb_agent_progs(env, cg),
+                      # before any scrape: every packet takes the slot compare and the hash
+                      "podsight, no slot": lambda: _agent_progs(env, ONLY["cgroup_skb"](None), "cgroup_skb"),
+                      "empty": lambda: _floor_progs(env, ["cgroup_skb"])}
+        for part in SKB_PARTS:
+            contenders[part] = (lambda p: lambda: _floor_progs(env, [p]))(part)
+        storm = lambda: env.tool("storm-tcp", "--n", n, "--cgroup", cg)  # noqa: E731
+        per_run, counts = _measure(env, contenders, storm, rounds)
+        rows = _rows(per_run, counts, None, _skb_floors(per_run))
+        for part in SKB_PARTS_ALONE:
+            alone = {"empty": contenders["empty"], part + " alone": contenders[part]}
+            per_run, counts = _measure(env, alone, storm, rounds)
+            rows += [r for r in _rows(per_run, counts, None, _skb_floors(per_run)) if r["contender"] != "empty"]
+    return {"rounds": rounds, "workload": f"{n} loopback TCP connections per round (connect, 100 B, close)",
+            "load": load.result(), "rows": rows}
+
+
+def _skb_floors(per_run):
+    # Ingress programs are named *_in, *_ingress or *_in_only; everything else runs on egress.
+    return {name: ("empty", "floor_skb_in" if name.endswith(("_in", "ingress", "_in_only")) else "floor_skb_out")
+            for label in per_run for name in per_run[label]}

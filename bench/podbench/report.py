@@ -348,6 +348,7 @@ BLOCKS = {
     "exec_cost": lambda merged: _cost_block(merged["exec_cost"], "bpftrace"),
     "exec_profile": lambda merged: _cost_block(merged["exec_profile"], None),
     "cgroup_skb_cost": lambda merged: _cgroup_skb_block(merged["cgroup_skb_cost"]),
+    "cgroup_skb_profile": lambda merged: _cost_block(merged["cgroup_skb_profile"], None),
     "tcp_cost": lambda merged: _tcp_block(merged["tcp_cost"]),
     "exec_storm": lambda merged: _storm_block(merged["exec_storm"]),
     "tcp_storm": lambda merged: _storm_block(merged["tcp_storm"]),

@@ -11,17 +11,29 @@ headline."""
 
 import contextlib
 
-from .common import Agent, Floor, LoadWatch, bench_cgroup, bpf_stats_sysctl, rotations, summary
+from .common import Agent, Floor, LoadWatch, bench_cgroup, bpf_stats_sysctl, http_get, rotations, summary
 
 
-def _storm(env, name, run_once, rounds, empty_hooks):
-    configs = {
-        "without": contextlib.nullcontext,
-        "with agent": lambda: Agent(env, {}),
-        "empty programs": lambda: Floor(env, empty_hooks, stats=False),
-    }
-    runs = {c: [] for c in configs}
+@contextlib.contextmanager
+def _scraped_agent(env, warm_up):
+    """The agent after the workload's cgroup has done a little and one scrape has seen it, as for a
+    pod that has run for one scrape interval (cgroup_skb gives a cgroup it has seen its own slot)."""
+    with Agent(env, {}) as a:
+        if warm_up:
+            warm_up()
+            http_get(a.url(), timeout=30)
+        yield a
+
+
+def _storm(env, name, run_once, rounds, empty_hooks, warm_up=None):
+    """warm_up(cg), if given, runs in the workload's cgroup once the agent is up, before its scrape."""
     with bench_cgroup(env, name) as cg, LoadWatch() as load:
+        configs = {
+            "without": contextlib.nullcontext,
+            "with agent": lambda: _scraped_agent(env, warm_up and (lambda: warm_up(cg))),
+            "empty programs": lambda: Floor(env, empty_hooks, stats=False),
+        }
+        runs = {c: [] for c in configs}
         run_once(cg)  # warm-up: page cache, the program binary, ephemeral ports
         for _, order in rotations(list(configs), rounds):
             for c in order:
@@ -52,7 +64,7 @@ def exec_storm(env):
 def tcp_storm(env):
     n = 3000 if env.quick else 10000
     res = _storm(env, "tcp-storm", lambda cg: env.tool("storm-tcp", "--n", n, "--cgroup", cg), env.n_rounds(6, 15),
-                 ["cgroup_skb", "tcp_btf"])
+                 ["cgroup_skb", "tcp_btf"], warm_up=lambda cg: env.tool("storm-tcp", "--n", 10, "--cgroup", cg))
     res["workload"] = (f"{n} sequential loopback TCP connections: connect, send 100 B, server closes, client "
                        "closes (about 9 packets each, every one through an egress and an ingress hook)")
     return res

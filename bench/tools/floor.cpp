@@ -30,7 +30,7 @@ std::uint32_t prog_id(bpf_program* p) {
 
 }  // namespace
 
-// --hooks exec_btf,exec_tp,part_*,tcp_btf,tcp_tp,cgroup_skb,xdp --cgroup-root DIR --ifname IF
+// --hooks exec_btf,exec_tp,part_*,part_skb_*,tcp_btf,tcp_tp,cgroup_skb,xdp --cgroup-root DIR --ifname IF
 // [--no-stats]
 int floor_programs(const Args& a) {
   const std::string hooks = "," + a.str("hooks", "") + ",";
@@ -63,7 +63,24 @@ int floor_programs(const Args& a) {
                                  {"part_array_add", skel->progs.part_array_add},
                                  {"part_pcpu_hash", skel->progs.part_pcpu_hash},
                                  {"part_pcpu_plain", skel->progs.part_pcpu_plain},
-                                 {"part_shared_hash", skel->progs.part_shared_hash}};
+                                 {"part_shared_hash", skel->progs.part_shared_hash},
+                                 // cgroup_skb parts: an ingress and egress pair per hook name
+                                 {"part_skb_cgid", skel->progs.part_skb_cgid_in},
+                                 {"part_skb_cgid", skel->progs.part_skb_cgid_out},
+                                 {"part_skb_pcpu", skel->progs.part_skb_pcpu_in},
+                                 {"part_skb_pcpu", skel->progs.part_skb_pcpu_out},
+                                 {"part_skb_1add", skel->progs.part_skb_1add_in},
+                                 {"part_skb_1add", skel->progs.part_skb_1add_out},
+                                 {"part_skb_plain", skel->progs.part_skb_plain_in},
+                                 {"part_skb_plain", skel->progs.part_skb_plain_out},
+                                 {"part_skb_shared", skel->progs.part_skb_shared_in},
+                                 {"part_skb_shared", skel->progs.part_skb_shared_out},
+                                 {"part_skb_array", skel->progs.part_skb_array_in},
+                                 {"part_skb_array", skel->progs.part_skb_array_out},
+                                 {"part_skb_sk", skel->progs.part_skb_sk_in},
+                                 {"part_skb_sk", skel->progs.part_skb_sk_out},
+                                 {"part_skb_in_only", skel->progs.part_skb_in_only},
+                                 {"part_skb_out_only", skel->progs.part_skb_out_only}};
   for (const auto& h : all) bpf_program__set_autoload(h.prog, want(h.name));
   if (int err = floor_bpf::load(skel); err != 0) {
     throw std::runtime_error(std::string("load floor programs: ") + std::strerror(-err));
@@ -74,7 +91,7 @@ int floor_programs(const Args& a) {
   for (const auto& h : all) {
     if (!want(h.name)) continue;
     bpf_link* link = nullptr;
-    if (std::string(h.name) == "cgroup_skb") {
+    if (bpf_program__type(h.prog) == BPF_PROG_TYPE_CGROUP_SKB) {
       if (!cg) {
         const std::string root = a.required("cgroup-root");
         cg.reset(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));

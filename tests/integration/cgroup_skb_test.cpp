@@ -3,9 +3,11 @@
 // and direction; programs others attached at the cgroup2 root keep counting; nothing stays attached.
 #include "integration/support/harness.hpp"
 #include "integration/support/net.hpp"
+#include "support/kube_api.hpp"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <linux/bpf.h>
@@ -738,6 +740,186 @@ TEST_F(CgroupSkb, DisabledAttachesNothing) {
   auto s = agent.scrape();
   EXPECT_EQ(s.value("podsight_program_state", {{"program", "cgroup_skb"}, {"state", "disabled"}}), 1);
   EXPECT_EQ(s.count("podsight_network_packets_total"), 0u);
+}
+
+// --- per-CPU slots (bpf/shared/cgroup_skb.h) ------------------------------------------------------
+
+// One of the agent's maps, by the name the kernel keeps (15 characters at most); -1 if it holds none.
+int agent_map(const AgentProcess& agent, const std::string& name) {
+  for (const auto id : bpf_objects_held_by(agent.pid()).maps) {
+    int fd = ::bpf_map_get_fd_by_id(id);
+    if (fd < 0) continue;
+    bpf_map_info info{};
+    __u32 len = sizeof info;
+    if (::bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name) return fd;
+    ::close(fd);
+  }
+  return -1;
+}
+
+// The u64 words of one per-CPU map value, summed over CPUs (`words` per CPU).
+std::vector<std::uint64_t> percpu_words(int fd, const void* key, std::size_t words, bool* found) {
+  const int ncpus = ::libbpf_num_possible_cpus();
+  std::vector<std::uint64_t> raw(static_cast<std::size_t>(ncpus) * words);
+  std::vector<std::uint64_t> sum(words);
+  *found = ::bpf_map_lookup_elem(fd, key, raw.data()) == 0;
+  for (int cpu = 0; *found && cpu < ncpus; ++cpu) {
+    for (std::size_t w = 0; w < words; ++w) sum[w] += raw[static_cast<std::size_t>(cpu) * words + w];
+  }
+  return sum;
+}
+
+// The first packets of a cgroup go to the hash; a scrape gives a cgroup in the hash its own slot and
+// later packets go there; every scrape adds both, exactly. Two cgroups whose ids share their slot
+// index (two slots: max_entries 2) both count exactly: one in the slot, the other in the hash.
+TEST_F(CgroupSkb, KnownCgroupCountsInItsSlotExactlyAcrossScrapes) {
+  TestCgroup p("psk-p2");
+  std::vector<std::unique_ptr<TestCgroup>> children;
+  for (const char* n : {"a", "b", "c"})
+    children.push_back(std::make_unique<TestCgroup>(p.relative().substr(1) + "/" + n));
+  // Three ids, two parities: two of them share a slot index.
+  TestCgroup* x = nullptr;
+  TestCgroup* y = nullptr;
+  for (std::size_t i = 0; i < children.size() && x == nullptr; ++i) {
+    for (std::size_t j = i + 1; j < children.size(); ++j) {
+      if ((children[i]->id() & 1) == (children[j]->id() & 1)) {
+        x = children[i].get();
+        y = children[j].get();
+        break;
+      }
+    }
+  }
+  ASSERT_NE(x, nullptr);
+  auto label = [&](const TestCgroup& cg) { return cg.relative().substr(p.relative().size()); };
+  AgentProcess agent(R"({"cgroup_root": ")" + p.path() +
+                     R"(", "programs": {"cgroup_skb": {"max_entries": 2}}})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+
+  constexpr int kFirst = 10;
+  constexpr int kLater = 7;
+  udp({x}, {y}, "127.0.0.1", kFirst, 64);
+  if (HasFatalFailure()) return;
+  Scrape first(agent.get("/metrics").body);
+  EXPECT_EQ(traffic(first, label(*x), "egress"), udp_traffic(kFirst, 64, false));
+  EXPECT_EQ(traffic(first, label(*y), "ingress"), udp_traffic(kFirst, 64, false));
+
+  udp({x}, {y}, "127.0.0.1", kLater, 64);
+  if (HasFatalFailure()) return;
+  auto text = agent.get("/metrics").body;
+  Scrape later(text);
+  EXPECT_EQ(traffic(later, label(*x), "egress"), udp_traffic(kFirst + kLater, 64, false));
+  EXPECT_EQ(traffic(later, label(*y), "ingress"), udp_traffic(kFirst + kLater, 64, false));
+  EXPECT_EQ(traffic(later, label(*x), "ingress"), Traffic{});
+  EXPECT_EQ(traffic(later, label(*y), "egress"), Traffic{});
+  EXPECT_EQ(promtool_problems(text), "");
+
+  // Where the packets were counted: the slot at the shared index belongs to x or y (whichever the
+  // scrape saw first) and holds exactly the later packets of its owner; the owner's hash entry
+  // holds the first ones, the other cgroup's hash entry all of them. The other slot is free.
+  const int slots = agent_map(agent, "cgroup_skb_slot");
+  const int counts = agent_map(agent, "cgroup_skb_coun");
+  ASSERT_GE(slots, 0);
+  ASSERT_GE(counts, 0);
+  const int ncpus = ::libbpf_num_possible_cpus();
+  const auto shared_idx = static_cast<std::uint32_t>(x->id() & 1);
+  std::vector<std::uint64_t> raw(static_cast<std::size_t>(ncpus) * 5);
+  ASSERT_EQ(::bpf_map_lookup_elem(slots, &shared_idx, raw.data()), 0) << std::strerror(errno);
+  const std::uint64_t owner = raw[0];
+  ASSERT_TRUE(owner == x->id() || owner == y->id()) << owner;
+  for (int cpu = 1; cpu < ncpus; ++cpu) EXPECT_EQ(raw[static_cast<std::size_t>(cpu) * 5], owner);
+  bool found = false;
+  const auto in_slot = percpu_words(slots, &shared_idx, 5, &found);
+  ASSERT_TRUE(found);
+  // words: owner, ingress packets, ingress bytes, egress packets, egress bytes
+  const std::size_t dir = owner == x->id() ? 3 : 1;
+  const Traffic later_only = udp_traffic(kLater, 64, false);
+  EXPECT_EQ(static_cast<double>(in_slot[dir]), later_only.packets);
+  EXPECT_EQ(static_cast<double>(in_slot[dir + 1]), later_only.bytes);
+
+  const std::uint64_t other = owner == x->id() ? y->id() : x->id();
+  const auto owner_hash = percpu_words(counts, &owner, 4, &found);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(static_cast<double>(owner_hash[dir - 1]), udp_traffic(kFirst, 64, false).packets);
+  const auto other_hash = percpu_words(counts, &other, 4, &found);
+  ASSERT_TRUE(found);
+  const std::size_t other_dir = dir == 3 ? 0 : 2;
+  EXPECT_EQ(static_cast<double>(other_hash[other_dir]), udp_traffic(kFirst + kLater, 64, false).packets);
+
+  const std::uint32_t free_idx = shared_idx ^ 1u;
+  const auto free_slot = percpu_words(slots, &free_idx, 5, &found);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(free_slot, std::vector<std::uint64_t>(5, 0));
+  ::close(slots);
+  ::close(counts);
+}
+
+// A removed cgroup's entry goes (garbage collection, grace period 0); the scrape after that frees its
+// slot with its counts, and a later cgroup with the same slot index gets the slot, starting from zero:
+// its totals are exact, none of the removed cgroup's packets among them.
+TEST_F(CgroupSkb, SlotOfARemovedCgroupGoesToTheNextCgroupFromZero) {
+  TestCgroup p("psk-p3");
+  std::vector<std::unique_ptr<TestCgroup>> children;
+  for (const char* n : {"a", "b", "c"}) {
+    children.push_back(std::make_unique<TestCgroup>(p.relative().substr(1) + "/" + n));
+  }
+  std::unique_ptr<TestCgroup> x;
+  std::unique_ptr<TestCgroup> z;
+  for (std::size_t i = 0; i < children.size() && !x; ++i) {
+    for (std::size_t j = i + 1; j < children.size(); ++j) {
+      if ((children[i]->id() & 1) == (children[j]->id() & 1)) {
+        x = std::move(children[i]);
+        z = std::move(children[j]);
+        break;
+      }
+    }
+  }
+  ASSERT_TRUE(x && z);
+  const std::uint64_t x_id = x->id();
+  const std::uint64_t z_id = z->id();
+  const std::string x_label = x->relative().substr(p.relative().size());
+  const std::string z_label = z->relative().substr(p.relative().size());
+  AgentProcess agent(R"({"cgroup_root": ")" + p.path() +
+                     R"(", "programs": {"cgroup_skb": {"max_entries": 2}},
+                        "gc": {"grace_period_seconds": 0, "interval_seconds": 1}})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  const int slots = agent_map(agent, "cgroup_skb_slot");
+  ASSERT_GE(slots, 0);
+  const auto idx = static_cast<std::uint32_t>(x_id & 1);
+  auto owner = [&] {
+    bool found = false;
+    const auto words = percpu_words(slots, &idx, 5, &found);
+    return found ? words[0] / static_cast<std::uint64_t>(::libbpf_num_possible_cpus()) : ~0ull;
+  };
+
+  udp({x.get()}, {x.get()}, "127.0.0.1", 5, 64);
+  agent.get("/metrics");
+  udp({x.get()}, {x.get()}, "127.0.0.1", 6, 64);  // into x's slot
+  if (HasFatalFailure()) return;
+  EXPECT_EQ(traffic(agent.scrape(), x_label, "egress"), udp_traffic(11, 64, false));
+  EXPECT_EQ(owner(), x_id);
+
+  x.reset();  // removed; garbage collection drops its entry, then a scrape frees its slot
+  EXPECT_TRUE(eventually([&] {
+    return traffic(agent.scrape(), x_label, "egress") == Traffic{} && owner() == 0;
+  })) << "slot owner "
+      << owner();
+
+  udp({z.get()}, {z.get()}, "127.0.0.1", 4, 64);  // z has no slot yet: into the hash
+  agent.get("/metrics");                          // gives z the free slot
+  EXPECT_EQ(owner(), z_id);
+  udp({z.get()}, {z.get()}, "127.0.0.1", 3, 64);  // into z's slot
+  if (HasFatalFailure()) return;
+  auto text = agent.get("/metrics").body;
+  Scrape s(text);
+  EXPECT_EQ(traffic(s, z_label, "egress"), udp_traffic(7, 64, false));
+  EXPECT_EQ(traffic(s, z_label, "ingress"), udp_traffic(7, 64, false));
+  bool found = false;
+  const auto in_slot = percpu_words(slots, &idx, 5, &found);
+  ASSERT_TRUE(found);
+  EXPECT_EQ(static_cast<double>(in_slot[1]), udp_traffic(3, 64, false).packets);  // ingress
+  EXPECT_EQ(static_cast<double>(in_slot[3]), udp_traffic(3, 64, false).packets);  // egress
+  EXPECT_EQ(promtool_problems(text), "");
+  ::close(slots);
 }
 
 }  // namespace
