@@ -4,6 +4,7 @@ empty program on that hook, all attached at once under one generated workload. E
 them in a rotated attach order, because the first program a hook runs pays for the coldest caches."""
 
 import contextlib
+import os
 
 from .common import Agent, Bpftrace, Floor, LoadWatch, bench_cgroup, prog_stats, rotations, summary
 
@@ -54,8 +55,8 @@ def _measure(env, contenders, workload, rounds):
 
 
 @contextlib.contextmanager
-def _agent_progs(env, config, prefix):
-    with Agent(env, config) as a:
+def _agent_progs(env, config, prefix, binary=None):
+    with Agent(env, config, binary=binary) as a:
         yield a.progs(prefix)
 
 
@@ -163,6 +164,13 @@ def tcp_cost(env):
         if has_tcp:
             contenders["podsight tp_btf"] = lambda: _agent_progs(env, ONLY["tcp"]("tp_btf"), "tcp_state")
             contenders["podsight tracepoint"] = lambda: _agent_progs(env, ONLY["tcp"]("tracepoint"), "tcp_state")
+        # An A/B of a change: another build's agent (PODBENCH_BASELINE_AGENT=path/to/podsight) in the
+        # same rounds, its rows labelled "baseline".
+        baseline = os.environ.get("PODBENCH_BASELINE_AGENT")
+        if has_tcp and baseline:
+            contenders["baseline tp_btf"] = lambda: _agent_progs(env, ONLY["tcp"]("tp_btf"), "tcp_state", baseline)
+            contenders["baseline tracepoint"] = lambda: _agent_progs(env, ONLY["tcp"]("tracepoint"), "tcp_state",
+                                                                     baseline)
         per_run, counts = _measure(env, contenders,
                                    lambda: env.tool("storm-tcp", "--n", n, "--cgroup", cg), rounds)
     # Program names are cut at 15 characters: tcp_state_tp_btf(_sk) reads "tcp_state_tp_bt".
@@ -190,4 +198,31 @@ def exec_profile(env):
         per_run, counts = _measure(env, contenders, lambda: env.tool("storm-exec", "--n", n, "--cgroup", cg), rounds)
     floors = {name: ("empty", "floor_exec_btf") for label in per_run for name in per_run[label]}
     return {"rounds": rounds, "workload": f"{n} execs of /bin/true per round", "load": load.result(),
+            "rows": _rows(per_run, counts, None, floors)}
+
+
+TCP_PARTS = ("part_tcp_filter", "part_tcp_cgroup", "part_tcp_ktime", "part_tcp_read", "part_tcp_storage",
+             "part_tcp_sk_create", "part_tcp_hash", "part_tcp_stats_add", "part_tcp_shared_atomic")
+
+
+def tcp_profile(env):
+    """Where the tcp state-change handler's time goes: each part of it (bench/bpf/floor.bpf.c
+    part_tcp_*, every one behind the handler's own early filter) as a program of its own on
+    tp_btf/inet_sock_set_state, next to podsight's tp_btf and tracepoint programs and the empty ones,
+    all attached at once under the TCP storm, in a rotated order every round. Net of the empty
+    program on the same kind of hook."""
+    rounds = env.n_rounds(3, 7)
+    n = 3000 if env.quick else 10000
+    with bench_cgroup(env, "tcp-profile") as cg, LoadWatch() as load:
+        contenders = {"podsight tp_btf": lambda: _agent_progs(env, ONLY["tcp"]("tp_btf"), "tcp_state"),
+                      "podsight tracepoint": lambda: _agent_progs(env, ONLY["tcp"]("tracepoint"), "tcp_state"),
+                      "empty": lambda: _floor_progs(env, ["tcp_btf", "tcp_tp"])}
+        for part in TCP_PARTS:
+            contenders[part] = (lambda p: lambda: _floor_progs(env, [p]))(part)
+        per_run, counts = _measure(env, contenders,
+                                   lambda: env.tool("storm-tcp", "--n", n, "--cgroup", cg), rounds)
+    # Program names are cut at 15 characters: tcp_state_tracepoint reads "tcp_state_trace".
+    floors = {name: ("empty", "floor_tcp_tp" if name.startswith("tcp_state_trace") else "floor_tcp_btf")
+              for label in per_run for name in per_run[label]}
+    return {"rounds": rounds, "workload": f"{n} loopback TCP connections per round", "load": load.result(),
             "rows": _rows(per_run, counts, None, floors)}

@@ -10,6 +10,7 @@ time, which they do (on a busy 2-core machine by far more than 2 %). The CPU-tim
 headline."""
 
 import contextlib
+import os
 
 from .common import Agent, Floor, LoadWatch, bench_cgroup, bpf_stats_sysctl, rotations, summary
 
@@ -20,6 +21,10 @@ def _storm(env, name, run_once, rounds, empty_hooks):
         "with agent": lambda: Agent(env, {}),
         "empty programs": lambda: Floor(env, empty_hooks, stats=False),
     }
+    # An A/B of a change: another build's agent (PODBENCH_BASELINE_AGENT=path/to/podsight), same rounds.
+    baseline = os.environ.get("PODBENCH_BASELINE_AGENT")
+    if baseline:
+        configs["baseline agent"] = lambda: Agent(env, {}, binary=baseline)
     runs = {c: [] for c in configs}
     with bench_cgroup(env, name) as cg, LoadWatch() as load:
         run_once(cg)  # warm-up: page cache, the program binary, ephemeral ports

@@ -30,7 +30,7 @@ std::uint32_t prog_id(bpf_program* p) {
 
 }  // namespace
 
-// --hooks exec_btf,exec_tp,part_*,tcp_btf,tcp_tp,cgroup_skb,xdp --cgroup-root DIR --ifname IF
+// --hooks exec_btf,exec_tp,part_*,part_tcp_*,tcp_btf,tcp_tp,cgroup_skb,xdp --cgroup-root DIR --ifname IF
 // [--no-stats]
 int floor_programs(const Args& a) {
   const std::string hooks = "," + a.str("hooks", "") + ",";
@@ -63,7 +63,16 @@ int floor_programs(const Args& a) {
                                  {"part_array_add", skel->progs.part_array_add},
                                  {"part_pcpu_hash", skel->progs.part_pcpu_hash},
                                  {"part_pcpu_plain", skel->progs.part_pcpu_plain},
-                                 {"part_shared_hash", skel->progs.part_shared_hash}};
+                                 {"part_shared_hash", skel->progs.part_shared_hash},
+                                 {"part_tcp_filter", skel->progs.part_tcp_filter},
+                                 {"part_tcp_cgroup", skel->progs.part_tcp_cgroup},
+                                 {"part_tcp_ktime", skel->progs.part_tcp_ktime},
+                                 {"part_tcp_read", skel->progs.part_tcp_read},
+                                 {"part_tcp_storage", skel->progs.part_tcp_storage},
+                                 {"part_tcp_sk_create", skel->progs.part_tcp_sk_create},
+                                 {"part_tcp_hash", skel->progs.part_tcp_hash},
+                                 {"part_tcp_stats_add", skel->progs.part_tcp_stats_add},
+                                 {"part_tcp_shared_atomic", skel->progs.part_tcp_shared_atomic}};
   for (const auto& h : all) bpf_program__set_autoload(h.prog, want(h.name));
   if (int err = floor_bpf::load(skel); err != 0) {
     throw std::runtime_error(std::string("load floor programs: ") + std::strerror(-err));
