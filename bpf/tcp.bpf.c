@@ -286,20 +286,13 @@ static __always_inline void payload(const struct sock *sk, const struct tcp_conn
 		   received);
 }
 
-/* Adds what the socket carried since the last fold to its (cgroup, direction) counters. The caller
- * holds the socket lock. */
-static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
+/* Adds what the socket carried up to (sent, received, retrans) beyond what was already folded to
+ * its (cgroup, direction) counters in slot s. The caller holds the socket lock. */
+static __always_inline void fold_into(struct tcp_stats *s, struct tcp_conn *c, __u64 sent, __u64 received,
+				      __u64 retrans)
 {
-	struct tcp_stats *s;
-	__u64 sent, received, retrans, ds, dr, dx;
+	__u64 ds, dr, dx;
 
-	payload(sk, c, &sent, &received);
-	retrans = retrans_of(sk, c);
-	if (sent <= c->sent_folded && received <= c->received_folded && retrans <= c->retrans_folded)
-		return;
-	s = stats_slot(c->cgroup_id, c->direction);
-	if (!s)
-		return; /* counted as a stats map error; retried at the next fold */
 	ds = sent > c->sent_folded ? sent - c->sent_folded : 0;
 	dr = received > c->received_folded ? received - c->received_folded : 0;
 	dx = retrans > c->retrans_folded ? retrans - c->retrans_folded : 0;
@@ -318,12 +311,28 @@ static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
 	remote_bytes(c, ds, dr, dx);
 }
 
+/* Folds what the socket carried since the last fold, finding its stats slot only if there is
+ * something to add (the scrape-time walk). The caller holds the socket lock. */
+static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
+{
+	struct tcp_stats *s;
+	__u64 sent, received, retrans;
+
+	payload(sk, c, &sent, &received);
+	retrans = retrans_of(sk, c);
+	if (sent <= c->sent_folded && received <= c->received_folded && retrans <= c->retrans_folded)
+		return;
+	s = stats_slot(c->cgroup_id, c->direction);
+	if (s)
+		fold_into(s, c, sent, received, retrans);
+	/* else counted as a stats map error; retried at the next fold */
+}
+
 static __always_inline struct tcp_conn new_conn(const struct sock *sk, __u64 cgroup_id, __u8 direction)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	struct tcp_conn c = {
 		.cgroup_id = cgroup_id,
-		.start_ns = bpf_ktime_get_ns(),
 		.acked_base = BPF_CORE_READ(tp, bytes_acked),
 		.received_base = BPF_CORE_READ(tp, bytes_received),
 		/* the SYN's and SYN-ACK's retransmissions were counted as they happened */
@@ -370,7 +379,6 @@ static __always_inline struct tcp_conn new_conn_btf(const struct sock *sk, __u64
 		return new_conn(sk, cgroup_id, direction);
 	c = (struct tcp_conn){
 		.cgroup_id = cgroup_id,
-		.start_ns = bpf_ktime_get_ns(),
 		.acked_base = tp->bytes_acked,
 		.received_base = tp->bytes_received,
 		.retrans_base = tp->total_retrans,
@@ -380,14 +388,16 @@ static __always_inline struct tcp_conn new_conn_btf(const struct sock *sk, __u64
 	return c;
 }
 
+/* payload() and retrans_of() at once, with plain loads. */
 static __always_inline void payload_btf(const struct sock *sk, const struct tcp_conn *c, __u64 *sent,
-					__u64 *received)
+					__u64 *received, __u64 *retrans)
 {
 	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
 	unsigned long flags;
 
 	if (!tp) {
 		payload(sk, c, sent, received);
+		*retrans = retrans_of(sk, c);
 		return;
 	}
 	if (bpf_core_field_exists(sk->__sk_common.skc_flags))
@@ -396,6 +406,7 @@ static __always_inline void payload_btf(const struct sock *sk, const struct tcp_
 		flags = sock_flags_of(sk);
 	payload_from(c, sk->__sk_common.skc_state, flags, tp->snd_una == tp->write_seq, tp->bytes_acked,
 		     tp->bytes_received, sent, received);
+	*retrans = (__u32)(tp->total_retrans - (__u32)c->retrans_base);
 }
 
 static __always_inline void track(const struct tcp_conn_key *key, const struct tcp_conn *c)
@@ -462,19 +473,13 @@ static __always_inline __u64 claim(__u64 *folded, __u64 upto)
 	return 0;
 }
 
-/* Adds payload up to (sent, received) beyond what was already folded, claiming it first so that a
- * byte is added once whoever else folds the socket at the same time. */
-static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 received, __u64 retrans)
+/* Adds payload up to (sent, received, retrans) beyond what was already folded to slot s, claiming it
+ * first so that a byte is added once whoever else folds the socket at the same time. */
+static __always_inline void fold_claim_into(struct tcp_stats *s, struct tcp_conn *c, __u64 sent, __u64 received,
+					    __u64 retrans)
 {
-	struct tcp_stats *s;
 	__u64 ds, dr, dx;
 
-	if (sent <= *(volatile __u64 *)&c->sent_folded && received <= *(volatile __u64 *)&c->received_folded &&
-	    retrans <= *(volatile __u64 *)&c->retrans_folded)
-		return;
-	s = stats_slot(c->cgroup_id, c->direction);
-	if (!s)
-		return; /* counted as a stats map error; retried at the next fold */
 	ds = claim(&c->sent_folded, sent);
 	dr = claim(&c->received_folded, received);
 	dx = claim(&c->retrans_folded, retrans);
@@ -485,6 +490,21 @@ static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 rec
 	if (dx)
 		__sync_fetch_and_add(&s->retransmits, dx);
 	remote_bytes(c, ds, dr, dx);
+}
+
+/* fold_claim_into() for the scrape-time walk, which finds the slot only if there is something to
+ * add. */
+static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 received, __u64 retrans)
+{
+	struct tcp_stats *s;
+
+	if (sent <= *(volatile __u64 *)&c->sent_folded && received <= *(volatile __u64 *)&c->received_folded &&
+	    retrans <= *(volatile __u64 *)&c->retrans_folded)
+		return;
+	s = stats_slot(c->cgroup_id, c->direction);
+	if (s)
+		fold_claim_into(s, c, sent, received, retrans);
+	/* else counted as a stats map error; retried at the next fold */
 }
 
 /* A full memory barrier: BPF atomic operations that return the old value are fully ordered (lock
@@ -610,15 +630,20 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	}
 	c = in_storage ? sk_conn(sk) : bpf_map_lookup_elem(&tcp_conns, &key);
 	if (c) {
-		if (in_storage) {
+		/* one slot lookup for the last fold and the close; without a slot (map full, counted)
+		 * neither is added */
+		s = stats_slot(c->cgroup_id, c->direction);
+		if (s && in_storage) {
+			__u64 sent, received, retrans;
+
+			payload_btf(sk, c, &sent, &received, &retrans);
+			fold_claim_into(s, c, sent, received, retrans);
+		} else if (s) {
 			__u64 sent, received;
 
-			payload_btf(sk, c, &sent, &received);
-			fold_claim(c, sent, received, retrans_of(sk, c));
-		} else {
-			fold(sk, c);
+			payload(sk, c, &sent, &received);
+			fold_into(s, c, sent, received, retrans_of(sk, c));
 		}
-		s = stats_slot(c->cgroup_id, c->direction);
 		if (in_storage)
 			untrack_sk(sk);
 		else
@@ -792,7 +817,6 @@ static __always_inline struct tcp_conn adopted_conn(const struct sock *sk, __u8 
 {
 	struct tcp_conn n = {
 		.cgroup_id = sock_cgroup_id(sk),
-		.start_ns = bpf_ktime_get_ns(),
 		.direction = TCP_DIR_UNKNOWN,
 		.state = state,
 	};
