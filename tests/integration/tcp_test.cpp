@@ -52,6 +52,14 @@ Scrape scrape_until(AgentProcess& agent, Pred done) {
   }
 }
 
+void expect_lifecycle(const Scrape& s, const std::map<std::string, std::string>& where, double opened,
+                      double closed, double active) {
+  SCOPED_TRACE(where.at("direction"));
+  EXPECT_EQ(s.value("podsight_tcp_connections_opened_total", where), opened);
+  EXPECT_EQ(s.value("podsight_tcp_connections_closed_total", where), closed);
+  EXPECT_EQ(s.value("podsight_tcp_connections_active", where), active);
+}
+
 // addr:port (IPv4 or IPv6 literal) as a socket address; its length, 0 if addr is neither.
 socklen_t sockaddr_of(const std::string& addr, int port, sockaddr_storage& ss) {
   ss = {};
@@ -276,13 +284,9 @@ TEST_P(TcpVariant, ReconnectedSocketIsCountedPerConnection) {
     return value_or_zero(s, "podsight_tcp_connections_closed_total", at(b, "inbound")) == 1 &&
            value_or_zero(s, "podsight_tcp_sent_bytes_total", at(a, "outbound")) == kFirst + kSecond;
   });
-  EXPECT_EQ(open.value("podsight_tcp_connections_opened_total", at(a, "outbound")), 2);
-  EXPECT_EQ(open.value("podsight_tcp_connections_closed_total", at(a, "outbound")), 1);
-  EXPECT_EQ(open.value("podsight_tcp_connections_active", at(a, "outbound")), 1);
+  expect_lifecycle(open, at(a, "outbound"), 2, 1, 1);
+  expect_lifecycle(open, at(b, "inbound"), 2, 1, 1);
   EXPECT_EQ(open.value("podsight_tcp_sent_bytes_total", at(a, "outbound")), kFirst + kSecond);
-  EXPECT_EQ(open.value("podsight_tcp_connections_opened_total", at(b, "inbound")), 2);
-  EXPECT_EQ(open.value("podsight_tcp_connections_closed_total", at(b, "inbound")), 1);
-  EXPECT_EQ(open.value("podsight_tcp_connections_active", at(b, "inbound")), 1);
   EXPECT_EQ(open.value("podsight_tcp_received_bytes_total", at(b, "inbound")), kFirst + kSecond);
 
   ::close(gate[1]);
@@ -292,12 +296,9 @@ TEST_P(TcpVariant, ReconnectedSocketIsCountedPerConnection) {
     return value_or_zero(s, "podsight_tcp_connections_closed_total", at(a, "outbound")) == 2 &&
            value_or_zero(s, "podsight_tcp_connections_closed_total", at(b, "inbound")) == 2;
   });
-  EXPECT_EQ(closed.value("podsight_tcp_connections_opened_total", at(a, "outbound")), 2);
-  EXPECT_EQ(closed.value("podsight_tcp_connections_closed_total", at(a, "outbound")), 2);
-  EXPECT_EQ(closed.value("podsight_tcp_connections_active", at(a, "outbound")), 0);
+  expect_lifecycle(closed, at(a, "outbound"), 2, 2, 0);
+  expect_lifecycle(closed, at(b, "inbound"), 2, 2, 0);
   EXPECT_EQ(closed.value("podsight_tcp_sent_bytes_total", at(a, "outbound")), kFirst + kSecond);
-  EXPECT_EQ(closed.value("podsight_tcp_connections_closed_total", at(b, "inbound")), 2);
-  EXPECT_EQ(closed.value("podsight_tcp_connections_active", at(b, "inbound")), 0);
   EXPECT_EQ(closed.value("podsight_tcp_received_bytes_total", at(b, "inbound")), kFirst + kSecond);
   EXPECT_EQ(value_or_zero(closed, "podsight_tcp_connect_failures_total", {{"cgroup", a.relative()}}), 0);
 }
