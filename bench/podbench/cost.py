@@ -19,6 +19,11 @@ def only(family, variant=None):
     return {"programs": programs}
 
 
+def _iter_tcp(config):
+    config["programs"]["tcp"]["open_connections"] = "iter_tcp"
+    return config
+
+
 # The agent with only the family under test enabled.
 ONLY = {
     "exec": lambda variant: only("exec", variant),
@@ -164,6 +169,10 @@ def tcp_cost(env):
         if has_tcp:
             contenders["podsight tp_btf"] = lambda: _agent_progs(env, ONLY["tcp"]("tp_btf"), "tcp_state")
             contenders["podsight tracepoint"] = lambda: _agent_progs(env, ONLY["tcp"]("tracepoint"), "tcp_state")
+            # tp_btf with records in the tcp_conns hash (open_connections iter_tcp): what auto would
+            # cost per event without socket storage
+            contenders["podsight tp_btf iter_tcp"] = lambda: _agent_progs(env, _iter_tcp(ONLY["tcp"]("tp_btf")),
+                                                                          "tcp_state")
         # An A/B of a change: another build's agent (PODBENCH_BASELINE_AGENT=path/to/podsight) in the
         # same rounds, its rows labelled "baseline".
         baseline = os.environ.get("PODBENCH_BASELINE_AGENT")
