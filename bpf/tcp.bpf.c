@@ -370,6 +370,32 @@ static __always_inline __u64 sock_cgroup_id_btf(const struct sock *sk)
 	return cgrp ? cgrp->kn->id : 0;
 }
 
+/* make_key() with plain loads; inet_sport through bpf_skc_to_tcp_sock(), which gives the verifier
+ * the larger type. */
+static __always_inline bool make_key_btf(const struct sock *sk, struct tcp_conn_key *key)
+{
+	const struct tcp_sock *tp;
+
+	if (!is_tcp_btf(sk))
+		return false;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return make_key(sk, key);
+	key->netns = sk->__sk_common.skc_net.net->ns.inum;
+	key->family = sk->__sk_common.skc_family;
+	/* not skc_num: see make_key() */
+	key->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	key->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (key->family == AF_INET) {
+		__builtin_memcpy(key->laddr, &sk->__sk_common.skc_rcv_saddr, 4);
+		__builtin_memcpy(key->raddr, &sk->__sk_common.skc_daddr, 4);
+	} else {
+		__builtin_memcpy(key->laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(key->raddr, &sk->__sk_common.skc_v6_daddr, 16);
+	}
+	return true;
+}
+
 static __always_inline struct tcp_conn new_conn_btf(const struct sock *sk, __u64 cgroup_id, __u8 direction)
 {
 	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
@@ -560,11 +586,12 @@ static __always_inline void fold_unlocked(const struct sock *sk, struct tcp_conn
 	fold_claim(c, sent, received, retrans);
 }
 
-/* ---- handlers, for either place of the record (in_storage is a constant at every call; only the
- * BTF-typed variants keep records in socket storage, so in_storage also means sk may be read
- * directly) ---- */
+/* ---- handlers, for either place of the record (in_storage and btf are constants at every call;
+ * btf: the socket pointer is BTF-typed (tp_btf, fentry) and may be read directly; only those
+ * variants keep records in socket storage, so in_storage implies btf) ---- */
 
-static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate, bool in_storage)
+static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate, bool in_storage,
+				    bool btf)
 {
 	struct tcp_conn_key key = {};
 	struct tcp_stats *s;
@@ -589,14 +616,14 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	if (in_storage && !remote_enabled) {
 		if (!is_tcp_btf(sk))
 			return 0;
-	} else if (!make_key(sk, &key)) {
+	} else if (btf ? !make_key_btf(sk, &key) : !make_key(sk, &key)) {
 		return 0;
 	}
 
 	if (opened) {
 		direction = oldstate == TCP_SYN_SENT ? TCP_DIR_OUTBOUND : TCP_DIR_INBOUND;
-		cgroup_id = in_storage ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
-		n = in_storage ? new_conn_btf(sk, cgroup_id, direction) : new_conn(sk, cgroup_id, direction);
+		cgroup_id = btf ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
+		n = btf ? new_conn_btf(sk, cgroup_id, direction) : new_conn(sk, cgroup_id, direction);
 		if (remote_enabled && direction == TCP_DIR_OUTBOUND) {
 			struct tcp_remote_stats *r;
 
@@ -616,7 +643,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	}
 
 	if (oldstate == TCP_SYN_SENT) {
-		cgroup_id = in_storage ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
+		cgroup_id = btf ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
 		s = stats_slot(cgroup_id, TCP_DIR_OUTBOUND);
 		if (s)
 			__sync_fetch_and_add(&s->connect_failures, 1);
@@ -638,6 +665,11 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 
 			payload_btf(sk, c, &sent, &received, &retrans);
 			fold_claim_into(s, c, sent, received, retrans);
+		} else if (s && btf) {
+			__u64 sent, received, retrans;
+
+			payload_btf(sk, c, &sent, &received, &retrans);
+			fold_into(s, c, sent, received, retrans);
 		} else if (s) {
 			__u64 sent, received;
 
@@ -660,13 +692,13 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tcp_state_tp_btf, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return on_state(sk, oldstate, newstate, false);
+	return on_state(sk, oldstate, newstate, false, true);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tcp_state_tp_btf_sk, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return on_state(sk, oldstate, newstate, true);
+	return on_state(sk, oldstate, newstate, true, true);
 }
 
 /* The "tracepoint" variant attaches to the same tracepoints as raw tracepoints, not through perf: a
@@ -678,7 +710,7 @@ int BPF_PROG(tcp_state_tp_btf_sk, const struct sock *sk, const int oldstate, con
 SEC("raw_tracepoint/inet_sock_set_state")
 int BPF_PROG(tcp_state_tracepoint, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return on_state(sk, oldstate, newstate, false);
+	return on_state(sk, oldstate, newstate, false, false);
 }
 
 /* tcp_set_state() is where every TCP transition this family counts happens (inet_sk_set_state only
@@ -686,19 +718,19 @@ int BPF_PROG(tcp_state_tracepoint, const struct sock *sk, const int oldstate, co
 SEC("fentry/tcp_set_state")
 int BPF_PROG(tcp_state_fentry, struct sock *sk, int state)
 {
-	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false);
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false, true);
 }
 
 SEC("fentry/tcp_set_state")
 int BPF_PROG(tcp_state_fentry_sk, struct sock *sk, int state)
 {
-	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, true);
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, true, true);
 }
 
 SEC("kprobe/tcp_set_state")
 int BPF_KPROBE(tcp_state_kprobe, struct sock *sk, int state)
 {
-	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false);
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false, false);
 }
 
 /* The kernel's TcpRetransSegs adds tcp_skb_pcount(skb) per retransmission: count segments too. */
