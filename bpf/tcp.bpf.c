@@ -286,20 +286,13 @@ static __always_inline void payload(const struct sock *sk, const struct tcp_conn
 		   received);
 }
 
-/* Adds what the socket carried since the last fold to its (cgroup, direction) counters. The caller
- * holds the socket lock. */
-static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
+/* Adds what the socket carried up to (sent, received, retrans) beyond what was already folded to
+ * its (cgroup, direction) counters in slot s. The caller holds the socket lock. */
+static __always_inline void fold_into(struct tcp_stats *s, struct tcp_conn *c, __u64 sent, __u64 received,
+				      __u64 retrans)
 {
-	struct tcp_stats *s;
-	__u64 sent, received, retrans, ds, dr, dx;
+	__u64 ds, dr, dx;
 
-	payload(sk, c, &sent, &received);
-	retrans = retrans_of(sk, c);
-	if (sent <= c->sent_folded && received <= c->received_folded && retrans <= c->retrans_folded)
-		return;
-	s = stats_slot(c->cgroup_id, c->direction);
-	if (!s)
-		return; /* counted as a stats map error; retried at the next fold */
 	ds = sent > c->sent_folded ? sent - c->sent_folded : 0;
 	dr = received > c->received_folded ? received - c->received_folded : 0;
 	dx = retrans > c->retrans_folded ? retrans - c->retrans_folded : 0;
@@ -318,12 +311,28 @@ static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
 	remote_bytes(c, ds, dr, dx);
 }
 
+/* Folds what the socket carried since the last fold, finding its stats slot only if there is
+ * something to add (the scrape-time walk). The caller holds the socket lock. */
+static __always_inline void fold(const struct sock *sk, struct tcp_conn *c)
+{
+	struct tcp_stats *s;
+	__u64 sent, received, retrans;
+
+	payload(sk, c, &sent, &received);
+	retrans = retrans_of(sk, c);
+	if (sent <= c->sent_folded && received <= c->received_folded && retrans <= c->retrans_folded)
+		return;
+	s = stats_slot(c->cgroup_id, c->direction);
+	if (s)
+		fold_into(s, c, sent, received, retrans);
+	/* else counted as a stats map error; retried at the next fold */
+}
+
 static __always_inline struct tcp_conn new_conn(const struct sock *sk, __u64 cgroup_id, __u8 direction)
 {
 	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
 	struct tcp_conn c = {
 		.cgroup_id = cgroup_id,
-		.start_ns = bpf_ktime_get_ns(),
 		.acked_base = BPF_CORE_READ(tp, bytes_acked),
 		.received_base = BPF_CORE_READ(tp, bytes_received),
 		/* the SYN's and SYN-ACK's retransmissions were counted as they happened */
@@ -361,6 +370,32 @@ static __always_inline __u64 sock_cgroup_id_btf(const struct sock *sk)
 	return cgrp ? cgrp->kn->id : 0;
 }
 
+/* make_key() with plain loads; inet_sport through bpf_skc_to_tcp_sock(), which gives the verifier
+ * the larger type. */
+static __always_inline bool make_key_btf(const struct sock *sk, struct tcp_conn_key *key)
+{
+	const struct tcp_sock *tp;
+
+	if (!is_tcp_btf(sk))
+		return false;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return make_key(sk, key);
+	key->netns = sk->__sk_common.skc_net.net->ns.inum;
+	key->family = sk->__sk_common.skc_family;
+	/* not skc_num: see make_key() */
+	key->lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	key->rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	if (key->family == AF_INET) {
+		__builtin_memcpy(key->laddr, &sk->__sk_common.skc_rcv_saddr, 4);
+		__builtin_memcpy(key->raddr, &sk->__sk_common.skc_daddr, 4);
+	} else {
+		__builtin_memcpy(key->laddr, &sk->__sk_common.skc_v6_rcv_saddr, 16);
+		__builtin_memcpy(key->raddr, &sk->__sk_common.skc_v6_daddr, 16);
+	}
+	return true;
+}
+
 static __always_inline struct tcp_conn new_conn_btf(const struct sock *sk, __u64 cgroup_id, __u8 direction)
 {
 	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
@@ -370,7 +405,6 @@ static __always_inline struct tcp_conn new_conn_btf(const struct sock *sk, __u64
 		return new_conn(sk, cgroup_id, direction);
 	c = (struct tcp_conn){
 		.cgroup_id = cgroup_id,
-		.start_ns = bpf_ktime_get_ns(),
 		.acked_base = tp->bytes_acked,
 		.received_base = tp->bytes_received,
 		.retrans_base = tp->total_retrans,
@@ -380,14 +414,16 @@ static __always_inline struct tcp_conn new_conn_btf(const struct sock *sk, __u64
 	return c;
 }
 
+/* payload() and retrans_of() at once, with plain loads. */
 static __always_inline void payload_btf(const struct sock *sk, const struct tcp_conn *c, __u64 *sent,
-					__u64 *received)
+					__u64 *received, __u64 *retrans)
 {
 	const struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
 	unsigned long flags;
 
 	if (!tp) {
 		payload(sk, c, sent, received);
+		*retrans = retrans_of(sk, c);
 		return;
 	}
 	if (bpf_core_field_exists(sk->__sk_common.skc_flags))
@@ -396,6 +432,7 @@ static __always_inline void payload_btf(const struct sock *sk, const struct tcp_
 		flags = sock_flags_of(sk);
 	payload_from(c, sk->__sk_common.skc_state, flags, tp->snd_una == tp->write_seq, tp->bytes_acked,
 		     tp->bytes_received, sent, received);
+	*retrans = (__u32)(tp->total_retrans - (__u32)c->retrans_base);
 }
 
 static __always_inline void track(const struct tcp_conn_key *key, const struct tcp_conn *c)
@@ -462,19 +499,13 @@ static __always_inline __u64 claim(__u64 *folded, __u64 upto)
 	return 0;
 }
 
-/* Adds payload up to (sent, received) beyond what was already folded, claiming it first so that a
- * byte is added once whoever else folds the socket at the same time. */
-static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 received, __u64 retrans)
+/* Adds payload up to (sent, received, retrans) beyond what was already folded to slot s, claiming it
+ * first so that a byte is added once whoever else folds the socket at the same time. */
+static __always_inline void fold_claim_into(struct tcp_stats *s, struct tcp_conn *c, __u64 sent, __u64 received,
+					    __u64 retrans)
 {
-	struct tcp_stats *s;
 	__u64 ds, dr, dx;
 
-	if (sent <= *(volatile __u64 *)&c->sent_folded && received <= *(volatile __u64 *)&c->received_folded &&
-	    retrans <= *(volatile __u64 *)&c->retrans_folded)
-		return;
-	s = stats_slot(c->cgroup_id, c->direction);
-	if (!s)
-		return; /* counted as a stats map error; retried at the next fold */
 	ds = claim(&c->sent_folded, sent);
 	dr = claim(&c->received_folded, received);
 	dx = claim(&c->retrans_folded, retrans);
@@ -485,6 +516,21 @@ static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 rec
 	if (dx)
 		__sync_fetch_and_add(&s->retransmits, dx);
 	remote_bytes(c, ds, dr, dx);
+}
+
+/* fold_claim_into() for the scrape-time walk, which finds the slot only if there is something to
+ * add. */
+static __always_inline void fold_claim(struct tcp_conn *c, __u64 sent, __u64 received, __u64 retrans)
+{
+	struct tcp_stats *s;
+
+	if (sent <= *(volatile __u64 *)&c->sent_folded && received <= *(volatile __u64 *)&c->received_folded &&
+	    retrans <= *(volatile __u64 *)&c->retrans_folded)
+		return;
+	s = stats_slot(c->cgroup_id, c->direction);
+	if (s)
+		fold_claim_into(s, c, sent, received, retrans);
+	/* else counted as a stats map error; retried at the next fold */
 }
 
 /* A full memory barrier: BPF atomic operations that return the old value are fully ordered (lock
@@ -540,11 +586,12 @@ static __always_inline void fold_unlocked(const struct sock *sk, struct tcp_conn
 	fold_claim(c, sent, received, retrans);
 }
 
-/* ---- handlers, for either place of the record (in_storage is a constant at every call; only the
- * BTF-typed variants keep records in socket storage, so in_storage also means sk may be read
- * directly) ---- */
+/* ---- handlers, for either place of the record (in_storage and btf are constants at every call;
+ * btf: the socket pointer is BTF-typed (tp_btf, fentry) and may be read directly; only those
+ * variants keep records in socket storage, so in_storage implies btf) ---- */
 
-static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate, bool in_storage)
+static __always_inline int on_state(const struct sock *sk, int oldstate, int newstate, bool in_storage,
+				    bool btf)
 {
 	struct tcp_conn_key key = {};
 	struct tcp_stats *s;
@@ -569,14 +616,14 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	if (in_storage && !remote_enabled) {
 		if (!is_tcp_btf(sk))
 			return 0;
-	} else if (!make_key(sk, &key)) {
+	} else if (btf ? !make_key_btf(sk, &key) : !make_key(sk, &key)) {
 		return 0;
 	}
 
 	if (opened) {
 		direction = oldstate == TCP_SYN_SENT ? TCP_DIR_OUTBOUND : TCP_DIR_INBOUND;
-		cgroup_id = in_storage ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
-		n = in_storage ? new_conn_btf(sk, cgroup_id, direction) : new_conn(sk, cgroup_id, direction);
+		cgroup_id = btf ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
+		n = btf ? new_conn_btf(sk, cgroup_id, direction) : new_conn(sk, cgroup_id, direction);
 		if (remote_enabled && direction == TCP_DIR_OUTBOUND) {
 			struct tcp_remote_stats *r;
 
@@ -596,7 +643,7 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	}
 
 	if (oldstate == TCP_SYN_SENT) {
-		cgroup_id = in_storage ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
+		cgroup_id = btf ? sock_cgroup_id_btf(sk) : sock_cgroup_id(sk);
 		s = stats_slot(cgroup_id, TCP_DIR_OUTBOUND);
 		if (s)
 			__sync_fetch_and_add(&s->connect_failures, 1);
@@ -610,15 +657,25 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 	}
 	c = in_storage ? sk_conn(sk) : bpf_map_lookup_elem(&tcp_conns, &key);
 	if (c) {
-		if (in_storage) {
+		/* one slot lookup for the last fold and the close; without a slot (map full, counted)
+		 * neither is added */
+		s = stats_slot(c->cgroup_id, c->direction);
+		if (s && in_storage) {
+			__u64 sent, received, retrans;
+
+			payload_btf(sk, c, &sent, &received, &retrans);
+			fold_claim_into(s, c, sent, received, retrans);
+		} else if (s && btf) {
+			__u64 sent, received, retrans;
+
+			payload_btf(sk, c, &sent, &received, &retrans);
+			fold_into(s, c, sent, received, retrans);
+		} else if (s) {
 			__u64 sent, received;
 
-			payload_btf(sk, c, &sent, &received);
-			fold_claim(c, sent, received, retrans_of(sk, c));
-		} else {
-			fold(sk, c);
+			payload(sk, c, &sent, &received);
+			fold_into(s, c, sent, received, retrans_of(sk, c));
 		}
-		s = stats_slot(c->cgroup_id, c->direction);
 		if (in_storage)
 			untrack_sk(sk);
 		else
@@ -635,13 +692,13 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tcp_state_tp_btf, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return on_state(sk, oldstate, newstate, false);
+	return on_state(sk, oldstate, newstate, false, true);
 }
 
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(tcp_state_tp_btf_sk, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return on_state(sk, oldstate, newstate, true);
+	return on_state(sk, oldstate, newstate, true, true);
 }
 
 /* The "tracepoint" variant attaches to the same tracepoints as raw tracepoints, not through perf: a
@@ -653,7 +710,7 @@ int BPF_PROG(tcp_state_tp_btf_sk, const struct sock *sk, const int oldstate, con
 SEC("raw_tracepoint/inet_sock_set_state")
 int BPF_PROG(tcp_state_tracepoint, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return on_state(sk, oldstate, newstate, false);
+	return on_state(sk, oldstate, newstate, false, false);
 }
 
 /* tcp_set_state() is where every TCP transition this family counts happens (inet_sk_set_state only
@@ -661,19 +718,19 @@ int BPF_PROG(tcp_state_tracepoint, const struct sock *sk, const int oldstate, co
 SEC("fentry/tcp_set_state")
 int BPF_PROG(tcp_state_fentry, struct sock *sk, int state)
 {
-	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false);
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false, true);
 }
 
 SEC("fentry/tcp_set_state")
 int BPF_PROG(tcp_state_fentry_sk, struct sock *sk, int state)
 {
-	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, true);
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, true, true);
 }
 
 SEC("kprobe/tcp_set_state")
 int BPF_KPROBE(tcp_state_kprobe, struct sock *sk, int state)
 {
-	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false);
+	return on_state(sk, BPF_CORE_READ(sk, __sk_common.skc_state), state, false, false);
 }
 
 /* The kernel's TcpRetransSegs adds tcp_skb_pcount(skb) per retransmission: count segments too. */
@@ -792,7 +849,6 @@ static __always_inline struct tcp_conn adopted_conn(const struct sock *sk, __u8 
 {
 	struct tcp_conn n = {
 		.cgroup_id = sock_cgroup_id(sk),
-		.start_ns = bpf_ktime_get_ns(),
 		.direction = TCP_DIR_UNKNOWN,
 		.state = state,
 	};

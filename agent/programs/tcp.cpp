@@ -32,7 +32,7 @@ namespace podsight::programs {
 namespace {
 
 static_assert(sizeof(tcp_conn_key) == 44, "tcp_conn_key layout is shared with bpf/tcp.bpf.c");
-static_assert(sizeof(tcp_conn) == 72, "tcp_conn layout is shared with bpf/tcp.bpf.c");
+static_assert(sizeof(tcp_conn) == 64, "tcp_conn layout is shared with bpf/tcp.bpf.c");
 static_assert(sizeof(tcp_stats_key) == 16, "tcp_stats_key layout is shared with bpf/tcp.bpf.c");
 static_assert(sizeof(tcp_stats) == 48, "tcp_stats layout is shared with bpf/tcp.bpf.c");
 static_assert(sizeof(tcp_open_record) == 16, "tcp_open_record layout is shared with bpf/tcp.bpf.c");

@@ -10,6 +10,11 @@
 #include "podsight.bpf.h"
 #include "exec.h"
 #include "cgroup_skb.h"
+#include "tcp.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
 
 SEC("tp_btf/sched_process_exec")
 int BPF_PROG(floor_exec_btf)
@@ -31,6 +36,20 @@ int BPF_PROG(floor_tcp_btf)
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int floor_tcp_tp(void *ctx)
+{
+	return 0;
+}
+
+/* Raw tracepoints: the hook of podsight's "tracepoint" variants (bpftrace's tracepoint: probes are
+ * classic, perf-attached tracepoints: the two kinds cost differently before the program runs). */
+SEC("raw_tracepoint/sched_process_exec")
+int floor_exec_raw(void *ctx)
+{
+	return 0;
+}
+
+SEC("raw_tracepoint/inet_sock_set_state")
+int floor_tcp_raw(void *ctx)
 {
 	return 0;
 }
@@ -317,6 +336,201 @@ SEC("cgroup_skb/egress")
 int part_skb_out_only(struct __sk_buff *skb)
 {
 	return skb_count(skb, &skb_out_only, CGROUP_SKB_EGRESS);
+}
+
+/* Parts of the tcp family's state-change handler (bpf/tcp.bpf.c on_state, socket-storage variant),
+ * each alone on tp_btf/inet_sock_set_state (--hooks part_tcp_<name>). Every part starts with the
+ * handler's own early filter, so part_tcp_filter is the base the others add to; the work happens
+ * only at the open (ESTABLISHED from SYN_SENT/SYN_RECV) and the close of a socket, as in podsight. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tcp_conn);
+} part_tcp_sk SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct tcp_conn);
+} part_tcp_sk2 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u64);
+	__type(value, struct tcp_conn);
+} part_tcp_conns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct tcp_stats_key);
+	__type(value, struct tcp_stats);
+} part_tcp_stats SEC(".maps");
+
+__u64 part_tcp_shared;
+
+/* 1 at an open, 2 at a close, 0 for everything the handler returns on at once. */
+static __always_inline int tcp_event(const struct sock *sk, int oldstate, int newstate)
+{
+	__u16 family;
+
+	if (!sk)
+		return 0;
+	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV))
+		goto tcp;
+	if (newstate != TCP_CLOSE || oldstate == TCP_SYN_RECV || oldstate == TCP_CLOSE ||
+	    oldstate == TCP_LISTEN || oldstate == TCP_NEW_SYN_RECV || oldstate == TCP_SYN_SENT)
+		return 0;
+tcp:
+	family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return 0;
+	if (BPF_CORE_READ_BITFIELD(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	return newstate == TCP_ESTABLISHED ? 1 : 2;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(part_tcp_filter, const struct sock *sk, int oldstate, int newstate)
+{
+	sink = tcp_event(sk, oldstate, newstate);
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(part_tcp_cgroup, const struct sock *sk, int oldstate, int newstate)
+{
+	struct cgroup *cgrp;
+
+	if (!tcp_event(sk, oldstate, newstate))
+		return 0;
+	cgrp = sk->sk_cgrp_data.cgroup;
+	sink = cgrp ? cgrp->kn->id : 0;
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(part_tcp_ktime, const struct sock *sk, int oldstate, int newstate)
+{
+	if (tcp_event(sk, oldstate, newstate) == 1)
+		sink = bpf_ktime_get_ns();
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(part_tcp_read, const struct sock *sk, int oldstate, int newstate)
+{
+	/* the tcp_sock fields the open (baselines) and the close (payload) read */
+	int ev = tcp_event(sk, oldstate, newstate);
+	const struct tcp_sock *tp;
+
+	if (!ev)
+		return 0;
+	tp = bpf_skc_to_tcp_sock((void *)sk);
+	if (!tp)
+		return 0;
+	if (ev == 1)
+		sink = tp->bytes_acked + tp->bytes_received + tp->total_retrans;
+	else
+		sink = tp->bytes_acked + tp->bytes_received + tp->total_retrans + (tp->snd_una == tp->write_seq) +
+		       sk->__sk_common.skc_flags + sk->__sk_common.skc_state;
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(part_tcp_storage, const struct sock *sk, int oldstate, int newstate)
+{
+	/* the record's life in socket storage: created at the open, looked up and deleted at the close */
+	struct tcp_conn init = { .direction = 1 };
+	struct tcp_conn *c;
+	int ev = tcp_event(sk, oldstate, newstate);
+
+	if (ev == 1) {
+		c = bpf_sk_storage_get(&part_tcp_sk, (void *)sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+		sink = c ? c->direction : 0;
+	} else if (ev == 2) {
+		c = bpf_sk_storage_get(&part_tcp_sk, (void *)sk, 0, 0);
+		if (c) {
+			sink = c->direction;
+			bpf_sk_storage_delete(&part_tcp_sk, (void *)sk);
+		}
+	}
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(part_tcp_sk_create, const struct sock *sk, int oldstate, int newstate)
+{
+	/* part_tcp_storage without the delete: the record is created at the open and freed with the
+	 * socket (in the workload's time, not this program's) */
+	struct tcp_conn init = { .direction = 1 };
+	struct tcp_conn *c;
+
+	if (tcp_event(sk, oldstate, newstate) == 1) {
+		c = bpf_sk_storage_get(&part_tcp_sk2, (void *)sk, &init, BPF_SK_STORAGE_GET_F_CREATE);
+		sink = c ? c->direction : 0;
+	}
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(part_tcp_hash, const struct sock *sk, int oldstate, int newstate)
+{
+	/* the same life in a NO_PREALLOC hash keyed by the socket's address */
+	struct tcp_conn init = { .direction = 1 };
+	__u64 key = (__u64)sk;
+	struct tcp_conn *c;
+	int ev = tcp_event(sk, oldstate, newstate);
+
+	if (ev == 1) {
+		bpf_map_update_elem(&part_tcp_conns, &key, &init, BPF_NOEXIST);
+	} else if (ev == 2) {
+		c = bpf_map_lookup_elem(&part_tcp_conns, &key);
+		if (c) {
+			sink = c->direction;
+			bpf_map_delete_elem(&part_tcp_conns, &key);
+		}
+	}
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(part_tcp_stats_add, const struct sock *sk, int oldstate, int newstate)
+{
+	/* the (cgroup, direction) counter slot, found and added to once per open or close */
+	struct tcp_stats_key key = { .direction = 1 };
+	struct tcp_stats zero = {};
+	struct tcp_stats *s;
+	int ev = tcp_event(sk, oldstate, newstate);
+
+	if (!ev)
+		return 0;
+	key.cgroup_id = sk->sk_cgrp_data.cgroup ? sk->sk_cgrp_data.cgroup->kn->id : 0;
+	s = podsight_lookup_or_insert(&part_tcp_stats, &key, &zero, &map_errors, 0);
+	if (s) {
+		if (ev == 1)
+			__sync_fetch_and_add(&s->opened, 1);
+		else
+			__sync_fetch_and_add(&s->closed, 1);
+	}
+	return 0;
+}
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(part_tcp_shared_atomic, const struct sock *sk, int oldstate, int newstate)
+{
+	/* one global counter written by every CPU at every open and close (the tracked-socket bound) */
+	int ev = tcp_event(sk, oldstate, newstate);
+
+	if (ev == 1)
+		__sync_fetch_and_add(&part_tcp_shared, 1);
+	else if (ev == 2)
+		__sync_fetch_and_add(&part_tcp_shared, -1);
+	return 0;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -21,6 +21,7 @@ MEASUREMENTS = {
     "cgroup_skb_profile": (cost.cgroup_skb_profile,
                            "cgroup_skb: ns per packet of each part of the count, alone on the cgroup root"),
     "tcp_cost": (cost.tcp_cost, "inet_sock_set_state: ns per event, podsight vs bpftrace vs an empty program"),
+    "tcp_profile": (cost.tcp_profile, "inet_sock_set_state: ns per event of each part of the tcp handler, alone on the hook"),
     "exec_storm": (slowdown.exec_storm, "exec storm: time with the agent / without"),
     "tcp_storm": (slowdown.tcp_storm, "loopback TCP storm: time with the agent / without"),
     "xdp": (xdp.throughput, "UDP flood through a veth pair: pps with no program, xdp-bench pass, podsight"),

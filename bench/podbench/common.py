@@ -230,8 +230,9 @@ def stop_process(p, sig=signal.SIGTERM, timeout=15):
 class Agent:
     """The podsight agent with a config of our choosing, in the root namespace, on a free port."""
 
-    def __init__(self, env, config=None, cpu=None, name="agent"):
+    def __init__(self, env, config=None, cpu=None, name="agent", binary=None):
         self.env = env
+        self.binary = binary or env.agent_bin
         self.config = dict(config or {})
         self.cpu = cpu
         self.name = name
@@ -245,7 +246,7 @@ class Agent:
         path = os.path.join(self.env.tmp, f"{self.name}-{self.port}.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
-        cmd = [self.env.agent_bin, "--config", path]
+        cmd = [self.binary, "--config", path]
         if self.cpu is not None:
             cmd = ["taskset", "-c", str(self.cpu)] + cmd
         self.log = open(os.path.join(self.env.tmp, f"{self.name}-{self.port}.log"), "w")

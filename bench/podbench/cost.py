@@ -4,6 +4,7 @@ empty program on that hook, all attached at once under one generated workload. E
 them in a rotated attach order, because the first program a hook runs pays for the coldest caches."""
 
 import contextlib
+import os
 
 from .common import Agent, Bpftrace, Floor, LoadWatch, bench_cgroup, http_get, prog_stats, rotations, summary
 
@@ -16,6 +17,11 @@ def only(family, variant=None):
     if variant:
         programs[family]["variant"] = variant
     return {"programs": programs}
+
+
+def _iter_tcp(config):
+    config["programs"]["tcp"]["open_connections"] = "iter_tcp"
+    return config
 
 
 # The agent with only the family under test enabled.
@@ -54,8 +60,8 @@ def _measure(env, contenders, workload, rounds):
 
 
 @contextlib.contextmanager
-def _agent_progs(env, config, prefix):
-    with Agent(env, config) as a:
+def _agent_progs(env, config, prefix, binary=None):
+    with Agent(env, config, binary=binary) as a:
         yield a.progs(prefix)
 
 
@@ -111,10 +117,10 @@ def exec_cost(env):
             "podsight tp_btf": lambda: _agent_progs(env, ONLY["exec"]("tp_btf"), "exec"),
             "podsight tracepoint": lambda: _agent_progs(env, ONLY["exec"]("tracepoint"), "exec"),
             "bpftrace": lambda: _bpftrace_progs(env, BPFTRACE_EXEC),
-            "empty": lambda: _floor_progs(env, ["exec_btf", "exec_tp"]),
+            "empty": lambda: _floor_progs(env, ["exec_btf", "exec_tp", "exec_raw"]),
         }
         per_run, counts = _measure(env, contenders, lambda: env.tool("storm-exec", "--n", n, "--cgroup", cg), rounds)
-    floors = {"exec_tp_btf": ("empty", "floor_exec_btf"), "exec_tracepoint": ("empty", "floor_exec_tp")}
+    floors = {"exec_tp_btf": ("empty", "floor_exec_btf"), "exec_tracepoint": ("empty", "floor_exec_raw")}
     for name in per_run.get("bpftrace", {}):
         floors[name] = ("empty", "floor_exec_tp")
     return {"rounds": rounds, "workload": f"{n} execs of /bin/true per round", "load": load.result(),
@@ -174,16 +180,32 @@ def tcp_cost(env):
     with bench_cgroup(env, "tcp-cost") as cg, LoadWatch() as load:
         contenders = {
             "bpftrace": lambda: _bpftrace_progs(env, BPFTRACE_TCP),
-            "empty": lambda: _floor_progs(env, ["tcp_btf", "tcp_tp"]),
+            "empty": lambda: _floor_progs(env, ["tcp_btf", "tcp_tp", "tcp_raw"]),
         }
         if has_tcp:
             contenders["podsight tp_btf"] = lambda: _agent_progs(env, ONLY["tcp"]("tp_btf"), "tcp_state")
             contenders["podsight tracepoint"] = lambda: _agent_progs(env, ONLY["tcp"]("tracepoint"), "tcp_state")
+            # tp_btf with records in the tcp_conns hash (open_connections iter_tcp): what auto would
+            # cost per event without socket storage
+            contenders["podsight tp_btf iter_tcp"] = lambda: _agent_progs(env, _iter_tcp(ONLY["tcp"]("tp_btf")),
+                                                                          "tcp_state")
+        # An A/B of a change: another build's agent (PODBENCH_BASELINE_AGENT=path/to/podsight) in the
+        # same rounds, its rows labelled "baseline".
+        baseline = os.environ.get("PODBENCH_BASELINE_AGENT")
+        if has_tcp and baseline:
+            contenders["baseline tp_btf"] = lambda: _agent_progs(env, ONLY["tcp"]("tp_btf"), "tcp_state", baseline)
+            contenders["baseline tracepoint"] = lambda: _agent_progs(env, ONLY["tcp"]("tracepoint"), "tcp_state",
+                                                                     baseline)
         per_run, counts = _measure(env, contenders,
                                    lambda: env.tool("storm-tcp", "--n", n, "--cgroup", cg), rounds)
-    # Program names are cut at 15 characters: tcp_state_tp_btf(_sk) reads "tcp_state_tp_bt".
-    floors = {name: ("empty", "floor_tcp_btf" if name.startswith("tcp_state_tp_bt") else "floor_tcp_tp")
-              for label in per_run for name in per_run[label]}
+    # Program names are cut at 15 characters: tcp_state_tp_btf(_sk) reads "tcp_state_tp_bt",
+    # tcp_state_tracepoint (a raw tracepoint) "tcp_state_trace"; bpftrace's is a classic tracepoint.
+    def floor_of(name):
+        if name.startswith("tcp_state_tp_bt"):
+            return "floor_tcp_btf"
+        return "floor_tcp_raw" if name.startswith("tcp_state_trace") else "floor_tcp_tp"
+
+    floors = {name: ("empty", floor_of(name)) for label in per_run for name in per_run[label]}
     return {"rounds": rounds, "workload": f"{n} loopback TCP connections per round", "load": load.result(),
             "podsight_tcp_family": has_tcp, "rows": _rows(per_run, counts, "bpftrace", floors)}
 
@@ -247,3 +269,28 @@ def _skb_floors(per_run):
     # Ingress programs are named *_in, *_ingress or *_in_only; everything else runs on egress.
     return {name: ("empty", "floor_skb_in" if name.endswith(("_in", "ingress", "_in_only")) else "floor_skb_out")
             for label in per_run for name in per_run[label]}
+TCP_PARTS = ("part_tcp_filter", "part_tcp_cgroup", "part_tcp_ktime", "part_tcp_read", "part_tcp_storage",
+             "part_tcp_sk_create", "part_tcp_hash", "part_tcp_stats_add", "part_tcp_shared_atomic")
+
+
+def tcp_profile(env):
+    """Where the tcp state-change handler's time goes: each part of it (bench/bpf/floor.bpf.c
+    part_tcp_*, every one behind the handler's own early filter) as a program of its own on
+    tp_btf/inet_sock_set_state, next to podsight's tp_btf and tracepoint programs and the empty ones,
+    all attached at once under the TCP storm, in a rotated order every round. Net of the empty
+    program on the same kind of hook."""
+    rounds = env.n_rounds(3, 7)
+    n = 3000 if env.quick else 10000
+    with bench_cgroup(env, "tcp-profile") as cg, LoadWatch() as load:
+        contenders = {"podsight tp_btf": lambda: _agent_progs(env, ONLY["tcp"]("tp_btf"), "tcp_state"),
+                      "podsight tracepoint": lambda: _agent_progs(env, ONLY["tcp"]("tracepoint"), "tcp_state"),
+                      "empty": lambda: _floor_progs(env, ["tcp_btf", "tcp_raw"])}
+        for part in TCP_PARTS:
+            contenders[part] = (lambda p: lambda: _floor_progs(env, [p]))(part)
+        per_run, counts = _measure(env, contenders,
+                                   lambda: env.tool("storm-tcp", "--n", n, "--cgroup", cg), rounds)
+    # Program names are cut at 15 characters: tcp_state_tracepoint reads "tcp_state_trace".
+    floors = {name: ("empty", "floor_tcp_raw" if name.startswith("tcp_state_trace") else "floor_tcp_btf")
+              for label in per_run for name in per_run[label]}
+    return {"rounds": rounds, "workload": f"{n} loopback TCP connections per round", "load": load.result(),
+            "rows": _rows(per_run, counts, None, floors)}

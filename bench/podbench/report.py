@@ -350,6 +350,7 @@ BLOCKS = {
     "cgroup_skb_cost": lambda merged: _cgroup_skb_block(merged["cgroup_skb_cost"]),
     "cgroup_skb_profile": lambda merged: _cost_block(merged["cgroup_skb_profile"], None),
     "tcp_cost": lambda merged: _tcp_block(merged["tcp_cost"]),
+    "tcp_profile": lambda merged: _cost_block(merged["tcp_profile"], None),
     "exec_storm": lambda merged: _storm_block(merged["exec_storm"]),
     "tcp_storm": lambda merged: _storm_block(merged["tcp_storm"]),
     "xdp": lambda merged: _xdp_block(merged["xdp"]),

@@ -10,15 +10,16 @@ time, which they do (on a busy 2-core machine by far more than 2 %). The CPU-tim
 headline."""
 
 import contextlib
+import os
 
 from .common import Agent, Floor, LoadWatch, bench_cgroup, bpf_stats_sysctl, http_get, rotations, summary
 
 
 @contextlib.contextmanager
-def _scraped_agent(env, warm_up):
+def _scraped_agent(env, warm_up, binary=None):
     """The agent after the workload's cgroup has done a little and one scrape has seen it, as for a
     pod that has run for one scrape interval (cgroup_skb gives a cgroup it has seen its own slot)."""
-    with Agent(env, {}) as a:
+    with Agent(env, {}, binary=binary) as a:
         if warm_up:
             warm_up()
             http_get(a.url(), timeout=30)
@@ -33,6 +34,10 @@ def _storm(env, name, run_once, rounds, empty_hooks, warm_up=None):
             "with agent": lambda: _scraped_agent(env, warm_up and (lambda: warm_up(cg))),
             "empty programs": lambda: Floor(env, empty_hooks, stats=False),
         }
+        # An A/B of a change: another build's agent (PODBENCH_BASELINE_AGENT=path/to/podsight), same rounds.
+        baseline = os.environ.get("PODBENCH_BASELINE_AGENT")
+        if baseline:
+            configs["baseline agent"] = lambda: _scraped_agent(env, warm_up and (lambda: warm_up(cg)), baseline)
         runs = {c: [] for c in configs}
         run_once(cg)  # warm-up: page cache, the program binary, ephemeral ports
         for _, order in rotations(list(configs), rounds):

@@ -30,7 +30,8 @@ std::uint32_t prog_id(bpf_program* p) {
 
 }  // namespace
 
-// --hooks exec_btf,exec_tp,part_*,part_skb_*,tcp_btf,tcp_tp,cgroup_skb,xdp --cgroup-root DIR --ifname IF
+// --hooks exec_btf,exec_tp,exec_raw,tcp_raw,part_*,part_skb_*,part_tcp_*,tcp_btf,tcp_tp,cgroup_skb,xdp --cgroup-root DIR
+// --ifname IF
 // [--no-stats]
 int floor_programs(const Args& a) {
   const std::string hooks = "," + a.str("hooks", "") + ",";
@@ -54,6 +55,8 @@ int floor_programs(const Args& a) {
                                  {"exec_tp", skel->progs.floor_exec_tp},
                                  {"tcp_btf", skel->progs.floor_tcp_btf},
                                  {"tcp_tp", skel->progs.floor_tcp_tp},
+                                 {"exec_raw", skel->progs.floor_exec_raw},
+                                 {"tcp_raw", skel->progs.floor_tcp_raw},
                                  {"cgroup_skb", skel->progs.floor_skb_in},
                                  {"cgroup_skb", skel->progs.floor_skb_out},
                                  {"xdp", skel->progs.floor_xdp},
@@ -80,7 +83,16 @@ int floor_programs(const Args& a) {
                                  {"part_skb_sk", skel->progs.part_skb_sk_in},
                                  {"part_skb_sk", skel->progs.part_skb_sk_out},
                                  {"part_skb_in_only", skel->progs.part_skb_in_only},
-                                 {"part_skb_out_only", skel->progs.part_skb_out_only}};
+                                 {"part_skb_out_only", skel->progs.part_skb_out_only},
+                                 {"part_tcp_filter", skel->progs.part_tcp_filter},
+                                 {"part_tcp_cgroup", skel->progs.part_tcp_cgroup},
+                                 {"part_tcp_ktime", skel->progs.part_tcp_ktime},
+                                 {"part_tcp_read", skel->progs.part_tcp_read},
+                                 {"part_tcp_storage", skel->progs.part_tcp_storage},
+                                 {"part_tcp_sk_create", skel->progs.part_tcp_sk_create},
+                                 {"part_tcp_hash", skel->progs.part_tcp_hash},
+                                 {"part_tcp_stats_add", skel->progs.part_tcp_stats_add},
+                                 {"part_tcp_shared_atomic", skel->progs.part_tcp_shared_atomic}};
   for (const auto& h : all) bpf_program__set_autoload(h.prog, want(h.name));
   if (int err = floor_bpf::load(skel); err != 0) {
     throw std::runtime_error(std::string("load floor programs: ") + std::strerror(-err));

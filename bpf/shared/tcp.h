@@ -26,7 +26,6 @@ struct tcp_conn_key {
 
 struct tcp_conn {
 	__u64 cgroup_id; /* cgroup v2 id of the socket (sk_cgrp_data), not of whoever ran the hook */
-	__u64 start_ns; /* bpf_ktime_get_ns() when it was established (or adopted) */
 	/* Payload bytes already added to tcp_stats for this socket: the close hook and the scrape-time
 	 * iterator each add only what lies beyond these, under the socket lock, so nothing is counted
 	 * twice. */

@@ -10,6 +10,14 @@
 
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <linux/sockios.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <sstream>
@@ -42,6 +50,51 @@ Scrape scrape_until(AgentProcess& agent, Pred done) {
     if (done(s) || std::chrono::steady_clock::now() > deadline) return s;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+}
+
+void expect_lifecycle(const Scrape& s, const std::map<std::string, std::string>& where, double opened,
+                      double closed, double active) {
+  SCOPED_TRACE(where.at("direction"));
+  EXPECT_EQ(s.value("podsight_tcp_connections_opened_total", where), opened);
+  EXPECT_EQ(s.value("podsight_tcp_connections_closed_total", where), closed);
+  EXPECT_EQ(s.value("podsight_tcp_connections_active", where), active);
+}
+
+// addr:port (IPv4 or IPv6 literal) as a socket address; its length, 0 if addr is neither.
+socklen_t sockaddr_of(const std::string& addr, int port, sockaddr_storage& ss) {
+  ss = {};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&ss);
+  if (::inet_pton(AF_INET, addr.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<std::uint16_t>(port));
+    return sizeof(sockaddr_in);
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&ss);
+  if (::inet_pton(AF_INET6, addr.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<std::uint16_t>(port));
+    return sizeof(sockaddr_in6);
+  }
+  return 0;
+}
+
+// For child bodies (plain syscalls only): writes all of `n` bytes to `fd` and waits until the peer
+// acknowledged them.
+bool write_acked(int fd, std::size_t n) {
+  char buf[1024] = {};
+  while (n > 0) {
+    const ssize_t w = ::write(fd, buf, n < sizeof buf ? n : sizeof buf);
+    if (w <= 0) return false;
+    n -= static_cast<std::size_t>(w);
+  }
+  for (int i = 0; i < 30000; ++i) {
+    int outq = 0;
+    if (::ioctl(fd, SIOCOUTQ, &outq) != 0) return false;
+    if (outq == 0) return true;
+    timespec ms{0, 1000000};
+    ::nanosleep(&ms, nullptr);
+  }
+  return false;
 }
 
 std::string tcp_config(const std::string& variant, const std::string& method = "auto",
@@ -157,6 +210,97 @@ TEST_P(TcpVariant, ConnectionsBytesAndFailuresAreExactPerWorkload) {
   EXPECT_EQ(failed.value("podsight_tcp_open_connections_method", {{"method", method()}}), 1);
   EXPECT_EQ(promtool_problems(failed.text()), "");
   EXPECT_EQ(undocumented_metrics(failed.text()), std::vector<std::string>{});
+}
+
+// One client socket connects, sends, disconnects (connect(AF_UNSPEC): the kernel resets the
+// connection and the socket goes to CLOSE while the application keeps it), connects again and sends
+// more: two connections, each counted once with its own bytes. The server keeps its reset socket
+// open until the end: a closed socket the application still holds is neither active nor counted
+// again.
+TEST_P(TcpVariant, ReconnectedSocketIsCountedPerConnection) {
+  constexpr std::size_t kFirst = 5000;
+  constexpr std::size_t kSecond = 7000;
+  AgentProcess agent(tcp_config(variant(), method()));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+
+  NetNs ns;
+  Veth veth(ns);
+  TestCgroup a("podsight-tcp-re-a");
+  TestCgroup b("podsight-tcp-re-b");
+  const std::string server_addr = ipv6() ? veth.host_v6() : veth.host_v4();
+  const int port = free_tcp_port();
+  sockaddr_storage to{};
+  const socklen_t to_len = sockaddr_of(server_addr, port, to);
+  ASSERT_NE(to_len, 0u) << server_addr;
+
+  // The client connects once the server listens: a refused connect would count as a failure.
+  int listening[2];
+  ASSERT_EQ(::pipe(listening), 0);
+  const pid_t server = spawn_in({&b, nullptr}, [&] {
+    ::close(listening[0]);
+    const int l = ::socket(to.ss_family, SOCK_STREAM, 0);
+    const int one = 1;
+    ::setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (::bind(l, reinterpret_cast<const sockaddr*>(&to), to_len) != 0 || ::listen(l, 4) != 0) return 1;
+    if (::write(listening[1], "l", 1) != 1) return 1;
+    ::close(listening[1]);
+    char buf[4096];
+    const int first = ::accept(l, nullptr, nullptr);
+    if (first < 0) return 2;
+    while (::read(first, buf, sizeof buf) > 0) {
+    }  // ends with the reset
+    const int second = ::accept(l, nullptr, nullptr);
+    if (second < 0) return 3;
+    while (::read(second, buf, sizeof buf) > 0) {
+    }  // ends with the client's FIN
+    ::close(second);
+    ::close(first);
+    return 0;
+  });
+  ::close(listening[1]);
+  char l = 0;
+  ASSERT_EQ(::read(listening[0], &l, 1), 1) << "the server did not listen";
+  ::close(listening[0]);
+  int gate[2];
+  ASSERT_EQ(::pipe(gate), 0);
+  const pid_t client = spawn_in({&a, &ns}, [&] {
+    ::close(gate[1]);
+    const int fd = ::socket(to.ss_family, SOCK_STREAM, 0);
+    const auto* dst = reinterpret_cast<const sockaddr*>(&to);
+    if (::connect(fd, dst, to_len) != 0 || !write_acked(fd, kFirst)) return 1;
+    sockaddr unspec{};
+    unspec.sa_family = AF_UNSPEC;
+    if (::connect(fd, &unspec, sizeof unspec) != 0) return 2;
+    if (::connect(fd, dst, to_len) != 0 || !write_acked(fd, kSecond)) return 3;
+    char c;
+    (void)::read(gate[0], &c, 1);  // until the test has scraped
+    ::close(fd);
+    return 0;
+  });
+  ::close(gate[0]);
+
+  // Second connection open, the first closed on both ends (the server still holds its socket).
+  auto open = scrape_until(agent, [&](const Scrape& s) {
+    return value_or_zero(s, "podsight_tcp_connections_closed_total", at(b, "inbound")) == 1 &&
+           value_or_zero(s, "podsight_tcp_sent_bytes_total", at(a, "outbound")) == kFirst + kSecond;
+  });
+  expect_lifecycle(open, at(a, "outbound"), 2, 1, 1);
+  expect_lifecycle(open, at(b, "inbound"), 2, 1, 1);
+  EXPECT_EQ(open.value("podsight_tcp_sent_bytes_total", at(a, "outbound")), kFirst + kSecond);
+  EXPECT_EQ(open.value("podsight_tcp_received_bytes_total", at(b, "inbound")), kFirst + kSecond);
+
+  ::close(gate[1]);
+  EXPECT_EQ(wait_child(client), 0);
+  EXPECT_EQ(wait_child(server), 0);
+  auto closed = scrape_until(agent, [&](const Scrape& s) {
+    return value_or_zero(s, "podsight_tcp_connections_closed_total", at(a, "outbound")) == 2 &&
+           value_or_zero(s, "podsight_tcp_connections_closed_total", at(b, "inbound")) == 2;
+  });
+  expect_lifecycle(closed, at(a, "outbound"), 2, 2, 0);
+  expect_lifecycle(closed, at(b, "inbound"), 2, 2, 0);
+  EXPECT_EQ(closed.value("podsight_tcp_sent_bytes_total", at(a, "outbound")), kFirst + kSecond);
+  EXPECT_EQ(closed.value("podsight_tcp_received_bytes_total", at(b, "inbound")), kFirst + kSecond);
+  EXPECT_EQ(value_or_zero(closed, "podsight_tcp_connect_failures_total", {{"cgroup", a.relative()}}), 0);
 }
 
 // Data segments from client to server are dropped on arrival (every 4th with a payload), inside a
