@@ -31,10 +31,13 @@ struct cgroup_skb_value {
  * value on every CPU: it gives a free slot to a cgroup that the hash already holds, with zeroed counts,
  * and frees it (0) when that cgroup has left the hash. Packets of a cgroup without a slot (not yet
  * given one, or its index taken by another cgroup) are counted in the hash. A cgroup's totals are its
- * hash entry plus its slot. */
+ * hash entry plus its slot.
+ *
+ * The owner comes after the counts: the kernel copies a value the agent writes in address order, so
+ * a program that sees a newly given owner also sees its zeroed counts, and what it adds is kept. */
 struct cgroup_skb_slot {
-	__u64 cgroup_id; /* owner; 0: free */
 	struct cgroup_skb_value counts;
+	__u64 cgroup_id; /* owner; 0: free */
 };
 
 /* Index into the family's map_errors array. */

@@ -744,6 +744,9 @@ TEST_F(CgroupSkb, DisabledAttachesNothing) {
 
 // --- per-CPU slots (bpf/shared/cgroup_skb.h) ------------------------------------------------------
 
+// A slot's five u64 words per CPU (struct cgroup_skb_slot): four counters, then the owner.
+constexpr std::size_t kOwnerWord = 4;
+
 // One of the agent's maps, by the name the kernel keeps (15 characters at most); -1 if it holds none.
 int agent_map(const AgentProcess& agent, const std::string& name) {
   for (const auto id : bpf_objects_held_by(agent.pid()).maps) {
@@ -824,14 +827,14 @@ TEST_F(CgroupSkb, KnownCgroupCountsInItsSlotExactlyAcrossScrapes) {
   const auto shared_idx = static_cast<std::uint32_t>(x->id() & 1);
   std::vector<std::uint64_t> raw(static_cast<std::size_t>(ncpus) * 5);
   ASSERT_EQ(::bpf_map_lookup_elem(slots, &shared_idx, raw.data()), 0) << std::strerror(errno);
-  const std::uint64_t owner = raw[0];
+  const std::uint64_t owner = raw[kOwnerWord];
   ASSERT_TRUE(owner == x->id() || owner == y->id()) << owner;
-  for (int cpu = 1; cpu < ncpus; ++cpu) EXPECT_EQ(raw[static_cast<std::size_t>(cpu) * 5], owner);
+  for (int cpu = 1; cpu < ncpus; ++cpu) EXPECT_EQ(raw[static_cast<std::size_t>(cpu) * 5 + kOwnerWord], owner);
   bool found = false;
   const auto in_slot = percpu_words(slots, &shared_idx, 5, &found);
   ASSERT_TRUE(found);
-  // words: owner, ingress packets, ingress bytes, egress packets, egress bytes
-  const std::size_t dir = owner == x->id() ? 3 : 1;
+  // words: ingress packets, ingress bytes, egress packets, egress bytes, owner
+  const std::size_t dir = owner == x->id() ? 2 : 0;
   const Traffic later_only = udp_traffic(kLater, 64, false);
   EXPECT_EQ(static_cast<double>(in_slot[dir]), later_only.packets);
   EXPECT_EQ(static_cast<double>(in_slot[dir + 1]), later_only.bytes);
@@ -839,10 +842,10 @@ TEST_F(CgroupSkb, KnownCgroupCountsInItsSlotExactlyAcrossScrapes) {
   const std::uint64_t other = owner == x->id() ? y->id() : x->id();
   const auto owner_hash = percpu_words(counts, &owner, 4, &found);
   ASSERT_TRUE(found);
-  EXPECT_EQ(static_cast<double>(owner_hash[dir - 1]), udp_traffic(kFirst, 64, false).packets);
+  EXPECT_EQ(static_cast<double>(owner_hash[dir]), udp_traffic(kFirst, 64, false).packets);
   const auto other_hash = percpu_words(counts, &other, 4, &found);
   ASSERT_TRUE(found);
-  const std::size_t other_dir = dir == 3 ? 0 : 2;
+  const std::size_t other_dir = dir == 2 ? 0 : 2;
   EXPECT_EQ(static_cast<double>(other_hash[other_dir]), udp_traffic(kFirst + kLater, 64, false).packets);
 
   const std::uint32_t free_idx = shared_idx ^ 1u;
@@ -888,7 +891,7 @@ TEST_F(CgroupSkb, SlotOfARemovedCgroupGoesToTheNextCgroupFromZero) {
   auto owner = [&] {
     bool found = false;
     const auto words = percpu_words(slots, &idx, 5, &found);
-    return found ? words[0] / static_cast<std::uint64_t>(::libbpf_num_possible_cpus()) : ~0ull;
+    return found ? words[kOwnerWord] / static_cast<std::uint64_t>(::libbpf_num_possible_cpus()) : ~0ull;
   };
 
   udp({x.get()}, {x.get()}, "127.0.0.1", 5, 64);
@@ -916,8 +919,8 @@ TEST_F(CgroupSkb, SlotOfARemovedCgroupGoesToTheNextCgroupFromZero) {
   bool found = false;
   const auto in_slot = percpu_words(slots, &idx, 5, &found);
   ASSERT_TRUE(found);
-  EXPECT_EQ(static_cast<double>(in_slot[1]), udp_traffic(3, 64, false).packets);  // ingress
-  EXPECT_EQ(static_cast<double>(in_slot[3]), udp_traffic(3, 64, false).packets);  // egress
+  EXPECT_EQ(static_cast<double>(in_slot[0]), udp_traffic(3, 64, false).packets);  // ingress
+  EXPECT_EQ(static_cast<double>(in_slot[2]), udp_traffic(3, 64, false).packets);  // egress
   EXPECT_EQ(promtool_problems(text), "");
   ::close(slots);
 }
