@@ -18,6 +18,22 @@
 namespace podsight::bpf {
 namespace {
 
+// Loads a program that returns 0 as `type` and attaches it with BPF_RAW_TRACEPOINT_OPEN (to the raw
+// tracepoint `name`, or, with a null name, to the target in `opts`), then detaches it: whether such a
+// program can run there on this kernel.
+bool attaches_minimal_program(bpf_prog_type type, const char* name, const bpf_prog_load_opts* opts) {
+  const bpf_insn insns[] = {
+      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
+      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
+  };
+  const int fd = bpf_prog_load(type, "podsight_probe", "GPL", insns, 2, opts);
+  if (fd < 0) return false;
+  const int link = bpf_raw_tracepoint_open(name, fd);
+  if (link >= 0) ::close(link);
+  ::close(fd);
+  return link >= 0;
+}
+
 std::string unescape_mountinfo(std::string_view s) {
   auto is_oct = [](char c) { return c >= '0' && c <= '7'; };
   std::string out;
@@ -124,71 +140,39 @@ bool Features::has_tp_btf(std::string_view event) {
   return btf__find_by_name_kind(b, name.c_str(), BTF_KIND_TYPEDEF) > 0;
 }
 
-bool Features::has_tracepoint(std::string_view category, std::string_view event) {
-  std::vector<std::string> roots;
-  if (!mounts_.tracefs.empty()) roots.push_back(mounts_.tracefs);
-  roots.emplace_back("/sys/kernel/tracing");
-  roots.emplace_back("/sys/kernel/debug/tracing");
-  for (const auto& r : roots) {
-    if (exists(r + "/events/" + std::string(category) + "/" + std::string(event) + "/id")) return true;
+bool Features::cached(std::map<std::string, bool, std::less<>>& cache, std::string_view key,
+                      const std::function<bool()>& probe) {
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = cache.find(key); it != cache.end()) return it->second;
   }
-  return false;
+  const bool ok = probe();
+  std::lock_guard lock(mu_);
+  cache[std::string(key)] = ok;
+  return ok;
 }
 
 bool Features::has_raw_tracepoint(std::string_view event) {
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = raw_tp_cache_.find(event); it != raw_tp_cache_.end()) return it->second;
-  }
-  const bpf_insn insns[] = {
-      {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
-      {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
-  };
-  bool ok = false;
-  int fd = bpf_prog_load(BPF_PROG_TYPE_RAW_TRACEPOINT, "podsight_probe", "GPL", insns, 2, nullptr);
-  if (fd >= 0) {
+  return cached(raw_tp_cache_, event, [&] {
     const std::string name(event);
-    int link = bpf_raw_tracepoint_open(name.c_str(), fd);
-    ok = link >= 0;
-    if (link >= 0) ::close(link);
-    ::close(fd);
-  }
-  std::lock_guard lock(mu_);
-  raw_tp_cache_[std::string(event)] = ok;
-  return ok;
+    return attaches_minimal_program(BPF_PROG_TYPE_RAW_TRACEPOINT, name.c_str(), nullptr);
+  });
 }
 
 bool Features::has_kprobes() const { return exists("/sys/bus/event_source/devices/kprobe/type"); }
 
 bool Features::can_load_fentry(std::string_view func) {
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = fentry_cache_.find(func); it != fentry_cache_.end()) return it->second;
-  }
-  bool ok = false;
-  if (const auto* b = vmlinux_btf()) {
-    std::string name(func);
-    int id = btf__find_by_name_kind(b, name.c_str(), BTF_KIND_FUNC);
-    if (id > 0) {
-      const bpf_insn insns[] = {
-          {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
-          {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
-      };
-      LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
-                  .attach_btf_id = static_cast<__u32>(id));
-      int fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, "podsight_probe", "GPL", insns, 2, &opts);
-      if (fd >= 0) {
-        // Loading is not enough on every kernel: attaching is what fails without trampolines.
-        int link = bpf_raw_tracepoint_open(nullptr, fd);
-        ok = link >= 0;
-        if (link >= 0) ::close(link);
-        ::close(fd);
-      }
-    }
-  }
-  std::lock_guard lock(mu_);
-  fentry_cache_[std::string(func)] = ok;
-  return ok;
+  return cached(fentry_cache_, func, [&] {
+    const auto* b = vmlinux_btf();
+    if (b == nullptr) return false;
+    const std::string name(func);
+    const int id = btf__find_by_name_kind(b, name.c_str(), BTF_KIND_FUNC);
+    if (id <= 0) return false;
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
+                .attach_btf_id = static_cast<__u32>(id));
+    // Loading is not enough on every kernel: attaching is what fails without trampolines.
+    return attaches_minimal_program(BPF_PROG_TYPE_TRACING, nullptr, &opts);
+  });
 }
 
 bool Features::memcg_accounting() const {

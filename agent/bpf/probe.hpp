@@ -4,6 +4,7 @@
 
 #include "util/result.hpp"
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -41,9 +42,6 @@ class Features {
   [[nodiscard]] bool has_vmlinux_btf();
   // BTF-typed raw tracepoint for `event` (e.g. "sched_process_exec") can be used.
   bool has_tp_btf(std::string_view event);
-  // A tracefs tracepoint category/event exists (checked under the tracefs mount, if any): what a
-  // classic (perf-attached) tracepoint program needs.
-  bool has_tracepoint(std::string_view category, std::string_view event);
   // A raw tracepoint named `event` can be attached (a minimal program is attached and detached at
   // once). Raw tracepoints are found by name in the kernel, tracefs or not, with or without BTF.
   bool has_raw_tracepoint(std::string_view event);
@@ -70,6 +68,10 @@ class Features {
   struct btf* btf_ = nullptr;
   std::map<std::string, bool, std::less<>> fentry_cache_;
   std::map<std::string, bool, std::less<>> raw_tp_cache_;
+
+  // cache[key], running probe() once to fill it (the probe runs without the lock held).
+  bool cached(std::map<std::string, bool, std::less<>>& cache, std::string_view key,
+              const std::function<bool()>& probe);
 };
 
 // Reads a whole (small) file, e.g. from /proc or /sys.
