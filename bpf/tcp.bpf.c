@@ -230,11 +230,15 @@ static __always_inline void remote_bytes(const struct tcp_conn *c, __u64 sent, _
  * tcp_retransmit_skb tracepoint reaches our program (it does not always: under load a few in a
  * hundred went missing, with no recursion miss counted). A u32 that only grows: the difference is
  * right across a wrap, and a lockless read sees some value it had. */
+static __always_inline __u64 retrans_since(__u32 total_retrans, const struct tcp_conn *c)
+{
+	return (__u32)(total_retrans - (__u32)c->retrans_base);
+}
+
+/* retrans_since() with the count read by bpf_probe_read_kernel (any socket pointer). */
 static __always_inline __u64 retrans_of(const struct sock *sk, const struct tcp_conn *c)
 {
-	__u32 now = BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans);
-
-	return (__u32)(now - (__u32)c->retrans_base);
+	return retrans_since(BPF_CORE_READ((const struct tcp_sock *)sk, total_retrans), c);
 }
 
 /* Payload bytes of a socket so far, from the u64 RFC 4898 counters (they do not wrap at 4 GiB like
@@ -432,7 +436,7 @@ static __always_inline void payload_btf(const struct sock *sk, const struct tcp_
 		flags = sock_flags_of(sk);
 	payload_from(c, sk->__sk_common.skc_state, flags, tp->snd_una == tp->write_seq, tp->bytes_acked,
 		     tp->bytes_received, sent, received);
-	*retrans = (__u32)(tp->total_retrans - (__u32)c->retrans_base);
+	*retrans = retrans_since(tp->total_retrans, c);
 }
 
 static __always_inline void track(const struct tcp_conn_key *key, const struct tcp_conn *c)
@@ -660,21 +664,20 @@ static __always_inline int on_state(const struct sock *sk, int oldstate, int new
 		/* one slot lookup for the last fold and the close; without a slot (map full, counted)
 		 * neither is added */
 		s = stats_slot(c->cgroup_id, c->direction);
-		if (s && in_storage) {
+		if (s) {
 			__u64 sent, received, retrans;
 
-			payload_btf(sk, c, &sent, &received, &retrans);
-			fold_claim_into(s, c, sent, received, retrans);
-		} else if (s && btf) {
-			__u64 sent, received, retrans;
-
-			payload_btf(sk, c, &sent, &received, &retrans);
-			fold_into(s, c, sent, received, retrans);
-		} else if (s) {
-			__u64 sent, received;
-
-			payload(sk, c, &sent, &received);
-			fold_into(s, c, sent, received, retrans_of(sk, c));
+			if (btf) {
+				payload_btf(sk, c, &sent, &received, &retrans);
+			} else {
+				payload(sk, c, &sent, &received);
+				retrans = retrans_of(sk, c);
+			}
+			/* socket storage is also walked at scrape time without the socket lock */
+			if (in_storage)
+				fold_claim_into(s, c, sent, received, retrans);
+			else
+				fold_into(s, c, sent, received, retrans);
 		}
 		if (in_storage)
 			untrack_sk(sk);
