@@ -747,19 +747,6 @@ TEST_F(CgroupSkb, DisabledAttachesNothing) {
 // A slot's five u64 words per CPU (struct cgroup_skb_slot): four counters, then the owner.
 constexpr std::size_t kOwnerWord = 4;
 
-// One of the agent's maps, by the name the kernel keeps (15 characters at most); -1 if it holds none.
-int agent_map(const AgentProcess& agent, const std::string& name) {
-  for (const auto id : bpf_objects_held_by(agent.pid()).maps) {
-    int fd = ::bpf_map_get_fd_by_id(id);
-    if (fd < 0) continue;
-    bpf_map_info info{};
-    __u32 len = sizeof info;
-    if (::bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name) return fd;
-    ::close(fd);
-  }
-  return -1;
-}
-
 // The u64 words of one per-CPU map value, summed over CPUs (`words` per CPU).
 std::vector<std::uint64_t> percpu_words(int fd, const void* key, std::size_t words, bool* found) {
   const int ncpus = ::libbpf_num_possible_cpus();
@@ -819,8 +806,8 @@ TEST_F(CgroupSkb, KnownCgroupCountsInItsSlotExactlyAcrossScrapes) {
   // Where the packets were counted: the slot at the shared index belongs to x or y (whichever the
   // scrape saw first) and holds exactly the later packets of its owner; the owner's hash entry
   // holds the first ones, the other cgroup's hash entry all of them. The other slot is free.
-  const int slots = agent_map(agent, "cgroup_skb_slot");
-  const int counts = agent_map(agent, "cgroup_skb_coun");
+  const int slots = map_held_by(agent.pid(), "cgroup_skb_slot");
+  const int counts = map_held_by(agent.pid(), "cgroup_skb_coun");
   ASSERT_GE(slots, 0);
   ASSERT_GE(counts, 0);
   const int ncpus = ::libbpf_num_possible_cpus();
@@ -885,7 +872,7 @@ TEST_F(CgroupSkb, SlotOfARemovedCgroupGoesToTheNextCgroupFromZero) {
                      R"(", "programs": {"cgroup_skb": {"max_entries": 2}},
                         "gc": {"grace_period_seconds": 0, "interval_seconds": 1}})");
   ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  const int slots = agent_map(agent, "cgroup_skb_slot");
+  const int slots = map_held_by(agent.pid(), "cgroup_skb_slot");
   ASSERT_GE(slots, 0);
   const auto idx = static_cast<std::uint32_t>(x_id & 1);
   auto owner = [&] {

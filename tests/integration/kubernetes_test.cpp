@@ -34,28 +34,21 @@ namespace {
 
 // Whether the map `name` the agent holds has an entry for `cgroup_id` (the u64 at the key's start).
 bool agent_map_has_cgroup(pid_t agent, const std::string& name, std::uint64_t cgroup_id) {
+  bpf_map_info info{};
+  const int fd = map_held_by(agent, name, &info);
+  EXPECT_GE(fd, 0) << "agent holds no map named " << name;
+  if (fd < 0) return false;
   bool found = false;
-  bool seen_map = false;
-  for (auto id : bpf_objects_held_by(agent).maps) {
-    int fd = bpf_map_get_fd_by_id(id);
-    if (fd < 0) continue;
-    bpf_map_info info{};
-    __u32 len = sizeof info;
-    if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0 && name == info.name) {
-      seen_map = true;
-      auto walked = bpf::for_each_key(
-          fd, info.key_size,
-          [&](const void* key) {
-            std::uint64_t cg = 0;
-            std::memcpy(&cg, key, sizeof cg);
-            found |= cg == cgroup_id;
-          },
-          name);
-      EXPECT_TRUE(walked.ok());
-    }
-    ::close(fd);
-  }
-  EXPECT_TRUE(seen_map) << "agent holds no map named " << name;
+  auto walked = bpf::for_each_key(
+      fd, info.key_size,
+      [&](const void* key) {
+        std::uint64_t cg = 0;
+        std::memcpy(&cg, key, sizeof cg);
+        found |= cg == cgroup_id;
+      },
+      name);
+  EXPECT_TRUE(walked.ok());
+  ::close(fd);
   return found;
 }
 

@@ -584,6 +584,21 @@ BpfObjects bpf_objects_held_by(pid_t pid) {
   return held;
 }
 
+int map_held_by(pid_t pid, const std::string& name, bpf_map_info* info) {
+  for (const auto id : bpf_objects_held_by(pid).maps) {
+    const int fd = ::bpf_map_get_fd_by_id(id);
+    if (fd < 0) continue;
+    bpf_map_info got{};
+    __u32 len = sizeof got;
+    if (::bpf_obj_get_info_by_fd(fd, &got, &len) == 0 && name == got.name) {
+      if (info != nullptr) *info = got;
+      return fd;
+    }
+    ::close(fd);
+  }
+  return -1;
+}
+
 namespace {
 std::set<std::uint32_t> bpftool_ids(const char* what) {
   auto r = run_command({"bpftool", "-j", what, "show"});

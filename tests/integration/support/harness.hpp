@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+struct bpf_map_info;
+
 namespace podsight::testing {
 
 // Privileged tests call this first. Without root (or without BPF) they skip locally but FAIL in CI
@@ -191,6 +193,9 @@ struct BpfObjects {
   [[nodiscard]] std::string describe() const;
 };
 BpfObjects bpf_objects_held_by(pid_t pid);
+// An fd of the map named `name` (as the kernel keeps it: 15 characters at most) that `pid` holds, or
+// -1; its info in *info when given. The caller closes the fd.
+int map_held_by(pid_t pid, const std::string& name, bpf_map_info* info = nullptr);
 BpfObjects bpf_objects_alive(const BpfObjects& ids);
 // Polls until none of `ids` is alive (the kernel frees programs after an RCU grace period).
 bool eventually_released(const BpfObjects& ids, std::chrono::milliseconds timeout = std::chrono::seconds(3));
