@@ -21,15 +21,43 @@ struct {
 	__type(value, __u64);
 } exec_counts SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024); /* a power of two, set with slot_mask before load */
+	__type(key, __u32);
+	__type(value, struct exec_slot);
+} exec_slots SEC(".maps");
+
+/* exec_slots' max_entries - 1 */
+const volatile __u32 slot_mask = 1023;
+
 PODSIGHT_MAP_ERRORS(EXEC_MAP_NR);
+
+static __always_inline bool same_comm(const struct exec_key *a, const struct exec_key *b)
+{
+	__u64 x[2], y[2];
+
+	__builtin_memcpy(x, a->comm, sizeof(x));
+	__builtin_memcpy(y, b->comm, sizeof(y));
+	return x[0] == y[0] && x[1] == y[1];
+}
 
 static __always_inline int count_exec(void)
 {
 	struct exec_key key = {};
+	struct exec_slot *slot;
+	__u32 idx;
 
 	key.cgroup_id = bpf_get_current_cgroup_id();
 	/* sched_process_exec fires after the new comm is set (begin_new_exec) */
 	bpf_get_current_comm(&key.comm, sizeof(key.comm));
+	/* The agent never gives a slot to cgroup id 0, so a free slot never matches. */
+	idx = exec_slot_index(&key, slot_mask);
+	slot = bpf_map_lookup_elem(&exec_slots, &idx);
+	if (slot && key.cgroup_id && slot->owner.cgroup_id == key.cgroup_id && same_comm(&slot->owner, &key)) {
+		__sync_fetch_and_add(&slot->count, 1);
+		return 0;
+	}
 	podsight_count(&exec_counts, &key, 1, &map_errors, EXEC_MAP_COUNTS);
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include "collectors/cgroup_skb.hpp"
 
 #include "bpf/maps.hpp"
+#include "collectors/slots.hpp"
 #include "log/log.hpp"
 #include "metrics/family_builder.hpp"
 
@@ -75,61 +76,35 @@ bool CgroupSkb::collect(ScrapeContext& ctx, metrics::Families& out) {
   return true;
 }
 
+namespace {
+
+struct SkbSlots {
+  using Slot = cgroup_skb_slot;
+  static bool owned(const Slot& s) { return s.cgroup_id != 0; }
+  static std::uint64_t owner(const Slot& s) { return s.cgroup_id; }
+  static bool may_own(std::uint64_t cgroup_id) { return cgroup_id != 0; }
+  static std::uint32_t index(std::uint64_t cgroup_id, std::uint32_t mask) {
+    return static_cast<std::uint32_t>(cgroup_id & mask);
+  }
+  static void add(cgroup_skb_value& total, const Slot& s) {
+    for (const std::uint32_t d : {CGROUP_SKB_INGRESS, CGROUP_SKB_EGRESS}) {
+      total.dir[d].packets += s.counts.dir[d].packets;
+      total.dir[d].bytes += s.counts.dir[d].bytes;
+    }
+  }
+  static Slot given(std::uint64_t cgroup_id) {
+    Slot s{};
+    s.cgroup_id = cgroup_id;
+    return s;
+  }
+};
+
+}  // namespace
+
 Status CgroupSkb::add_slots(int ncpus, std::unordered_map<std::uint64_t, cgroup_skb_value>& totals) {
-  const int fd = program_.slots_fd();
-  const std::uint32_t nslots = program_.slots();
-  if (fd < 0 || nslots == 0) return {};
-  const std::uint32_t mask = nslots - 1;
-  std::vector<cgroup_skb_slot> cpus(static_cast<std::size_t>(ncpus));
-  std::vector<std::uint32_t> to_free;
-  std::vector<bool> free(nslots, false);
-  // One batch lookup for every slot (key-by-key where the kernel has no batch ops for arrays).
-  auto read = bpf::for_each_entry(
-      fd,
-      [&](const void* key, const void* value) {
-        std::uint32_t idx = 0;
-        std::memcpy(&idx, key, sizeof idx);
-        if (idx >= nslots) return;
-        std::memcpy(cpus.data(), value, cpus.size() * sizeof(cgroup_skb_slot));
-        bool owned = false;
-        for (const auto& s : cpus) {
-          if (s.cgroup_id == 0) continue;
-          owned = true;
-          // The agent writes one owner to every CPU; a slot whose owner left the hash (garbage
-          // collection of a removed cgroup) is freed, and its counts go with that cgroup's series.
-          auto it = totals.find(s.cgroup_id);
-          if (it == totals.end()) {
-            if (to_free.empty() || to_free.back() != idx) to_free.push_back(idx);
-            continue;
-          }
-          for (const std::uint32_t d : {CGROUP_SKB_INGRESS, CGROUP_SKB_EGRESS}) {
-            it->second.dir[d].packets += s.counts.dir[d].packets;
-            it->second.dir[d].bytes += s.counts.dir[d].bytes;
-          }
-        }
-        free[idx] = !owned;
-      },
-      "cgroup_skb_slots");
-  if (!read) return read.error();
-  // A slot is given only if it was free when read above, so one freed now is given at the next scrape
-  // at the earliest: a program that read the old owner just before the free has long finished, and
-  // whatever it added is overwritten by the zeroed counts the new owner starts from.
-  std::fill(cpus.begin(), cpus.end(), cgroup_skb_slot{});
-  for (const std::uint32_t idx : to_free) {
-    if (bpf_map_update_elem(fd, &idx, cpus.data(), BPF_EXIST) != 0) {
-      return errno_error("free slot", "cgroup_skb_slots");
-    }
-  }
-  for (const auto& [cgroup_id, v] : totals) {
-    const auto idx = static_cast<std::uint32_t>(cgroup_id & mask);
-    if (cgroup_id == 0 || !free[idx]) continue;
-    for (auto& s : cpus) s.cgroup_id = cgroup_id;
-    if (bpf_map_update_elem(fd, &idx, cpus.data(), BPF_EXIST) != 0) {
-      return errno_error("give slot", "cgroup_skb_slots");
-    }
-    free[idx] = false;
-  }
-  return {};
+  // The agent writes one owner to every CPU of a slot.
+  return sync_slots<SkbSlots>(program_.slots_fd(), program_.slots(), static_cast<std::size_t>(ncpus), totals,
+                              "cgroup_skb_slots");
 }
 
 }  // namespace podsight::collectors

@@ -28,17 +28,6 @@ static_assert(CGROUP_SKB_INGRESS == 0 && CGROUP_SKB_EGRESS == 1, "directions ind
 // configured subdirectory shows some other cgroup as the top.
 constexpr ino_t kCgroup2RootIno = 1;
 
-// Slots beyond this cost memory (40 bytes per CPU each) for nodes with more cgroups sending at once
-// than a node usually has; those cgroups are counted in the hash, as before slots.
-constexpr std::uint32_t kMaxSlots = 1024;
-
-// The largest power of two <= min(max_entries, kMaxSlots): never more slots than cgroups tracked.
-std::uint32_t slot_count(std::uint32_t max_entries) {
-  std::uint32_t n = 1;
-  while (n * 2 <= max_entries && n * 2 <= kMaxSlots) n *= 2;
-  return n;
-}
-
 std::string attach_hint(int err) {
   if (err == EPERM) {
     return "; needs CAP_BPF and CAP_NET_ADMIN, and the kernel refuses it while a program is attached "

@@ -15,6 +15,8 @@
 namespace podsight::programs {
 namespace {
 static_assert(sizeof(exec_key) == 24, "exec_key layout is shared with bpf/exec.bpf.c");
+static_assert(sizeof(exec_slot) == 32 && offsetof(exec_slot, owner) == 8,
+              "exec_slot layout is shared with bpf/exec.bpf.c");
 }  // namespace
 
 Result<std::string> Exec::do_start(Context& ctx) {
@@ -41,6 +43,12 @@ Status Exec::try_variant(const std::string& variant) {
     do_stop();
     return errno_error("set max_entries", "map exec_counts", -err);
   }
+  const std::uint32_t slots = slot_count(cfg_.max_entries);
+  if (int err = bpf_map__set_max_entries(skel_->maps.exec_slots, slots); err != 0) {
+    do_stop();
+    return errno_error("set max_entries", "map exec_slots", -err);
+  }
+  skel_->rodata->slot_mask = slots - 1;
   if (int err = exec_bpf::load(skel_.get()); err != 0) {
     do_stop();
     return errno_error("load BPF programs (variant " + variant + ")", "exec", -err);
@@ -68,6 +76,8 @@ void Exec::do_stop() {
 }
 
 int Exec::counts_fd() const { return skel_ ? bpf_map__fd(skel_->maps.exec_counts) : -1; }
+int Exec::slots_fd() const { return skel_ ? bpf_map__fd(skel_->maps.exec_slots) : -1; }
+std::uint32_t Exec::slots() const { return skel_ ? bpf_map__max_entries(skel_->maps.exec_slots) : 0; }
 
 std::vector<MapRef> Exec::maps() const {
   if (!skel_) return {};

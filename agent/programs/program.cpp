@@ -109,4 +109,10 @@ Result<std::string> first_working_variant(std::string_view family, const std::ve
   return last;
 }
 
+std::uint32_t slot_count(std::uint32_t max_entries) {
+  std::uint32_t n = 1;
+  while (n * 2 <= max_entries && n * 2 <= kMaxSlots) n *= 2;
+  return n;
+}
+
 }  // namespace podsight::programs

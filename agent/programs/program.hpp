@@ -98,4 +98,10 @@ std::vector<std::string> variant_order(const std::string& forced,
 Result<std::string> first_working_variant(std::string_view family, const std::vector<std::string>& order,
                                           const std::function<Status(const std::string&)>& attempt);
 
+// Slots of an array map in which the keys a family already knows count without a hash lookup
+// (cgroup_skb_slots, exec_slots): the largest power of two <= min(max_entries, kMaxSlots), so never
+// more slots than keys tracked. Keys beyond them count in the family's hash, as without slots.
+inline constexpr std::uint32_t kMaxSlots = 1024;
+std::uint32_t slot_count(std::uint32_t max_entries);
+
 }  // namespace podsight::programs

@@ -10,6 +10,32 @@ struct exec_key {
 	char comm[PODSIGHT_COMM_LEN]; /* task comm after the exec: the new program's name */
 };
 
+/* A known (cgroup, comm)'s own slot in the exec_slots array, so that its execs are counted without a
+ * hash lookup: the per-CPU hash count is most of the handler's time on this cold event, and a slot of
+ * a shared array (the value inline, one cache line) about half of it (bench exec_profile). The same
+ * protocol as cgroup_skb's slots (bpf/shared/cgroup_skb.h): only the agent writes owners, at scrapes;
+ * it gives a free slot, with a zero count, to a key the hash already holds, and frees it when that key
+ * has left the hash (garbage collection of a removed cgroup). Execs of a key without a slot are counted
+ * in the hash. A key's total is its hash entry plus its slot.
+ *
+ * Shared, not per-CPU: execs are rare enough that CPUs do not contend for a slot, and a per-CPU value
+ * is one more dependent cache miss. The count comes before the owner, as in cgroup_skb_slot. */
+struct exec_slot {
+	__u64 count;
+	struct exec_key owner; /* owner.cgroup_id 0: free */
+};
+
+/* The slot index of a key: a mix of all of its bytes, the same in the program and the agent. */
+static inline __u32 exec_slot_index(const struct exec_key *key, __u32 mask)
+{
+	__u64 c[2];
+	__u64 h;
+
+	__builtin_memcpy(c, key->comm, sizeof(c));
+	h = key->cgroup_id ^ c[0] * 0x9e3779b97f4a7c15ULL ^ c[1] * 0xc2b2ae3d27d4eb4fULL;
+	return (__u32)(h ^ h >> 32) & mask;
+}
+
 /* Index into the family's map_errors array. */
 enum exec_map_index {
 	EXEC_MAP_COUNTS = 0,

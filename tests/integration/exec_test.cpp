@@ -1,10 +1,20 @@
 // exec family against the real kernel: run a program exactly N times in a fresh cgroup and find exactly
 // N in the scrape, for every variant; hostile comms keep the exposition valid.
 #include "integration/support/harness.hpp"
+#include "support/kube_api.hpp"
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 #include <gtest/gtest.h>
+#include <linux/types.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <set>
+
+#include "exec.h"
 
 namespace podsight::testing {
 namespace {
@@ -81,6 +91,200 @@ TEST(Exec, HostileCommsKeepTheScrapeValid) {
   auto om = agent.get("/metrics", "application/openmetrics-text;version=1.0.0");
   EXPECT_NE(om.content_type.find("application/openmetrics-text"), std::string::npos);
   EXPECT_TRUE(om.body.ends_with("# EOF\n"));
+  std::filesystem::remove_all(dir);
+}
+
+// --- slots (bpf/shared/exec.h) -----------------------------------------------------------------------
+
+struct ExecMaps {
+  int counts = -1;
+  int slots = -1;
+  std::uint32_t mask = 0;
+  ExecMaps(const ExecMaps&) = delete;
+  ExecMaps& operator=(const ExecMaps&) = delete;
+  explicit ExecMaps(pid_t agent) {
+    bpf_map_info info{};
+    counts = map_held_by(agent, "exec_counts");
+    slots = map_held_by(agent, "exec_slots", &info);
+    if (slots >= 0) mask = info.max_entries - 1;
+  }
+  ~ExecMaps() {
+    if (counts >= 0) ::close(counts);
+    if (slots >= 0) ::close(slots);
+  }
+  // Slot indexes of every key the hash holds now (other processes of the host exec too).
+  [[nodiscard]] std::set<std::uint32_t> used_indexes() const {
+    std::set<std::uint32_t> used;
+    exec_key k{};
+    exec_key next{};
+    const void* prev = nullptr;
+    while (::bpf_map_get_next_key(counts, prev, &next) == 0) {
+      used.insert(exec_slot_index(&next, mask));
+      k = next;
+      prev = &k;
+    }
+    return used;
+  }
+  [[nodiscard]] exec_slot slot(std::uint32_t idx) const {
+    exec_slot s{};
+    if (::bpf_map_lookup_elem(slots, &idx, &s) != 0)
+      ADD_FAILURE() << "exec_slots[" << idx << "]: " << std::strerror(errno);
+    return s;
+  }
+  // The key's count in the hash, summed over CPUs; nullopt if the hash does not hold it.
+  [[nodiscard]] std::optional<std::uint64_t> in_hash(const exec_key& k) const {
+    std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(::libbpf_num_possible_cpus()));
+    if (::bpf_map_lookup_elem(counts, &k, per_cpu.data()) != 0) return std::nullopt;
+    std::uint64_t sum = 0;
+    for (auto v : per_cpu) sum += v;
+    return sum;
+  }
+};
+
+exec_key key_of(const TestCgroup& cg, const std::string& comm) {
+  exec_key k{};
+  k.cgroup_id = cg.id();
+  std::memcpy(k.comm, comm.data(), std::min(comm.size(), sizeof k.comm - 1));
+  return k;
+}
+
+// Comms for `cgs` (one each) whose keys all share one slot index that no key of the hash holds now.
+std::vector<std::string> colliding_comms(const ExecMaps& maps, const std::vector<const TestCgroup*>& cgs) {
+  const auto used = maps.used_indexes();
+  for (int attempt = 0; attempt < 100000; ++attempt) {
+    std::vector<std::string> comms;
+    const std::string first = "psx" + random_suffix(9);
+    const exec_key k0 = key_of(*cgs[0], first);
+    const std::uint32_t idx = exec_slot_index(&k0, maps.mask);
+    if (used.count(idx)) continue;
+    comms.push_back(first);
+    for (std::size_t i = 1; i < cgs.size(); ++i) {
+      for (int t = 0; t < 100000; ++t) {
+        const std::string c = "psx" + random_suffix(9);
+        const exec_key k = key_of(*cgs[i], c);
+        if (exec_slot_index(&k, maps.mask) == idx) {
+          comms.push_back(c);
+          break;
+        }
+      }
+    }
+    if (comms.size() == cgs.size()) return comms;
+  }
+  ADD_FAILURE() << "no colliding comms found";
+  return {};
+}
+
+// The first execs of a (cgroup, comm) go to the hash; a scrape gives a key in the hash its own slot and
+// later execs go there; every scrape adds both, exactly. Two keys whose slot indexes are the same both
+// count exactly: one in the slot, the other in the hash.
+TEST(Exec, KnownKeyCountsInItsSlotExactlyAcrossScrapes) {
+  PODSIGHT_REQUIRE_PRIVILEGES();
+  ensure_kernel_mounts();
+  AgentProcess agent;
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ExecMaps maps(agent.pid());
+  ASSERT_GE(maps.counts, 0);
+  ASSERT_GE(maps.slots, 0);
+  ASSERT_EQ(maps.mask, 1023u);  // default max_entries 16384: the most slots, 1024
+
+  TestCgroup cg;
+  const auto comms = colliding_comms(maps, {&cg, &cg});
+  ASSERT_EQ(comms.size(), 2u);
+  const std::string dir = make_temp_dir("podsight-exec-slot");
+  const std::string a = make_named_true(dir, comms[0]);
+  const std::string b = make_named_true(dir, comms[1]);
+  const exec_key ka = key_of(cg, comms[0]);
+  const exec_key kb = key_of(cg, comms[1]);
+  const std::uint32_t idx = exec_slot_index(&ka, maps.mask);
+  ASSERT_EQ(maps.slot(idx).owner.cgroup_id, 0u) << "slot " << idx << " taken before the test's execs";
+
+  constexpr int kFirst = 9;
+  constexpr int kLater = 6;
+  auto count = [&](const Scrape& s, const std::string& comm) {
+    return s.value("podsight_process_execs_total", {{"cgroup", cg.relative()}, {"comm", comm}});
+  };
+  for (int i = 0; i < kFirst; ++i) {
+    ASSERT_EQ(cg.run({a}), 0);
+    ASSERT_EQ(cg.run({b}), 0);
+  }
+  Scrape first(agent.get("/metrics").body);  // counts from the hash, then gives the slot
+  EXPECT_EQ(count(first, comms[0]), kFirst);
+  EXPECT_EQ(count(first, comms[1]), kFirst);
+  const exec_slot given = maps.slot(idx);
+  const bool a_owns = std::memcmp(&given.owner, &ka, sizeof ka) == 0;
+  ASSERT_TRUE(a_owns || std::memcmp(&given.owner, &kb, sizeof kb) == 0)
+      << "slot " << idx << " owner " << given.owner.cgroup_id << " " << std::string(given.owner.comm, 16);
+  EXPECT_EQ(given.count, 0u);
+
+  for (int i = 0; i < kLater; ++i) {
+    ASSERT_EQ(cg.run({a}), 0);
+    ASSERT_EQ(cg.run({b}), 0);
+  }
+  auto text = agent.get("/metrics").body;
+  Scrape later(text);
+  EXPECT_EQ(count(later, comms[0]), kFirst + kLater);
+  EXPECT_EQ(count(later, comms[1]), kFirst + kLater);
+  EXPECT_EQ(promtool_problems(text), "");
+  // Where: the owner's later execs in the slot, its first ones in the hash; the other key's all in the hash.
+  EXPECT_EQ(maps.slot(idx).count, static_cast<std::uint64_t>(kLater));
+  EXPECT_EQ(maps.in_hash(a_owns ? ka : kb), static_cast<std::uint64_t>(kFirst));
+  EXPECT_EQ(maps.in_hash(a_owns ? kb : ka), static_cast<std::uint64_t>(kFirst + kLater));
+  std::filesystem::remove_all(dir);
+}
+
+// A removed cgroup's keys go (garbage collection, grace period 0); the scrape after that frees their
+// slots with their counts, and a later key with the same slot index gets the slot, starting from zero:
+// its total is exact, none of the removed key's execs among them.
+TEST(Exec, SlotOfARemovedCgroupGoesToTheNextKeyFromZero) {
+  PODSIGHT_REQUIRE_PRIVILEGES();
+  ensure_kernel_mounts();
+  AgentProcess agent(R"({"gc": {"grace_period_seconds": 0, "interval_seconds": 1}})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  ExecMaps maps(agent.pid());
+  ASSERT_GE(maps.counts, 0);
+  ASSERT_GE(maps.slots, 0);
+
+  auto x = std::make_unique<TestCgroup>();
+  TestCgroup z;
+  const auto comms = colliding_comms(maps, {x.get(), &z});
+  ASSERT_EQ(comms.size(), 2u);
+  const std::string dir = make_temp_dir("podsight-exec-slot");
+  const std::string xbin = make_named_true(dir, comms[0]);
+  const std::string zbin = make_named_true(dir, comms[1]);
+  const exec_key kx = key_of(*x, comms[0]);
+  const exec_key kz = key_of(z, comms[1]);
+  const std::uint32_t idx = exec_slot_index(&kx, maps.mask);
+  const std::string x_cgroup = x->relative();
+  auto owner_is = [&](const exec_key& k) {
+    const exec_slot s = maps.slot(idx);
+    return std::memcmp(&s.owner, &k, sizeof k) == 0;
+  };
+
+  for (int i = 0; i < 5; ++i) ASSERT_EQ(x->run({xbin}), 0);
+  agent.get("/metrics");
+  ASSERT_TRUE(owner_is(kx));
+  for (int i = 0; i < 6; ++i) ASSERT_EQ(x->run({xbin}), 0);  // into x's slot
+  EXPECT_EQ(agent.scrape().value("podsight_process_execs_total", {{"cgroup", x_cgroup}, {"comm", comms[0]}}),
+            11);
+
+  x.reset();  // removed; garbage collection drops its key, then a scrape frees its slot
+  EXPECT_TRUE(eventually([&] {
+    return !agent.scrape().value("podsight_process_execs_total",
+                                 {{"cgroup", x_cgroup}, {"comm", comms[0]}}) &&
+           maps.slot(idx).owner.cgroup_id == 0;
+  })) << "slot owner "
+      << maps.slot(idx).owner.cgroup_id;
+
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(z.run({zbin}), 0);  // z's key has no slot yet: into the hash
+  agent.get("/metrics");                                    // gives it the free slot
+  EXPECT_TRUE(owner_is(kz));
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(z.run({zbin}), 0);  // into its slot
+  auto text = agent.get("/metrics").body;
+  Scrape s(text);
+  EXPECT_EQ(s.value("podsight_process_execs_total", {{"cgroup", z.relative()}, {"comm", comms[1]}}), 7);
+  EXPECT_EQ(maps.slot(idx).count, 3u);
+  EXPECT_EQ(maps.in_hash(kz), 4u);
+  EXPECT_EQ(promtool_problems(text), "");
   std::filesystem::remove_all(dir);
 }
 
