@@ -183,6 +183,82 @@ int BPF_PROG(part_shared_hash)
 	return 0;
 }
 
+/* podsight's slot (bpf/shared/exec.h) in a per-CPU and in a shared array: the count without a hash
+ * lookup. These parts claim a free slot themselves (podsight's agent gives it at a scrape); an exec
+ * whose slot another key holds adds to sink. And the cheapest count of all: one shared u64. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct exec_slot);
+} part_slots_pcpu SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct exec_slot);
+} part_slots_shared SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} part_shared_array SEC(".maps");
+
+static __always_inline void count_in_slot(void *slots, const struct exec_key *key)
+{
+	__u32 idx = exec_slot_index(key, 1023);
+	struct exec_slot *s = bpf_map_lookup_elem(slots, &idx);
+	__u64 a[2], b[2];
+
+	if (!s)
+		return;
+	__builtin_memcpy(a, s->owner.comm, sizeof(a));
+	__builtin_memcpy(b, key->comm, sizeof(b));
+	if (s->owner.cgroup_id == key->cgroup_id && a[0] == b[0] && a[1] == b[1]) {
+		__sync_fetch_and_add(&s->count, 1);
+		return;
+	}
+	if (!s->owner.cgroup_id) {
+		s->owner = *key;
+		return;
+	}
+	sink++;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(part_shared_add)
+{
+	__u32 zero = 0;
+	__u64 *v = bpf_map_lookup_elem(&part_shared_array, &zero);
+
+	if (v)
+		__sync_fetch_and_add(v, 1);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(part_slot_pcpu)
+{
+	struct exec_key key = {};
+
+	key_of_current(&key);
+	count_in_slot(&part_slots_pcpu, &key);
+	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(part_slot_shared)
+{
+	struct exec_key key = {};
+
+	key_of_current(&key);
+	count_in_slot(&part_slots_shared, &key);
+	return 0;
+}
+
 /* Parts of the cgroup_skb family's count (bpf/cgroup_skb.bpf.c), each an ingress and egress pair of
  * programs of its own on the cgroup2 root (--hooks part_skb_<name>; the _in and _out only parts load
  * one direction), with maps of their own so that no part finds another's lines warm: the cgroup id

@@ -66,14 +66,24 @@ def _agent_progs(env, config, prefix, binary=None):
 
 
 @contextlib.contextmanager
-def _skb_agent_progs(env, cg):
-    """The agent with only cgroup_skb, after a few connections from the storm's cgroup and a scrape:
-    the scrape gives a cgroup seen in the hash its own slot (bpf/shared/cgroup_skb.h), as every scrape
-    interval does for a pod that sends, so the measured packets take the path of a known cgroup."""
-    with Agent(env, ONLY["cgroup_skb"](None)) as a:
-        env.tool("storm-tcp", "--n", 10, "--cgroup", cg)
+def _known_agent_progs(env, config, prefix, warm_up):
+    """The agent after warm_up() (a little of the storm's own work, from its cgroup) and a scrape: the
+    scrape gives a key seen in the hash its own slot (bpf/shared/cgroup_skb.h, exec.h), as every scrape
+    interval does for a pod that runs, so the measured events take the path of a known key."""
+    with Agent(env, config) as a:
+        warm_up()
         http_get(a.url(), timeout=30)
-        yield a.progs("cgroup_skb")
+        yield a.progs(prefix)
+
+
+def _skb_agent_progs(env, cg):
+    return _known_agent_progs(env, ONLY["cgroup_skb"](None), "cgroup_skb",
+                              lambda: env.tool("storm-tcp", "--n", 10, "--cgroup", cg))
+
+
+def _exec_agent_progs(env, cg, variant):
+    return _known_agent_progs(env, ONLY["exec"](variant), "exec",
+                              lambda: env.tool("storm-exec", "--n", 10, "--cgroup", cg))
 
 
 @contextlib.contextmanager
@@ -114,8 +124,8 @@ def exec_cost(env):
     n = 300 if env.quick else 1000
     with bench_cgroup(env, "exec-cost") as cg, LoadWatch() as load:
         contenders = {
-            "podsight tp_btf": lambda: _agent_progs(env, ONLY["exec"]("tp_btf"), "exec"),
-            "podsight tracepoint": lambda: _agent_progs(env, ONLY["exec"]("tracepoint"), "exec"),
+            "podsight tp_btf": lambda: _exec_agent_progs(env, cg, "tp_btf"),
+            "podsight tracepoint": lambda: _exec_agent_progs(env, cg, "tracepoint"),
             "bpftrace": lambda: _bpftrace_progs(env, BPFTRACE_EXEC),
             "empty": lambda: _floor_progs(env, ["exec_btf", "exec_tp", "exec_raw"]),
         }
@@ -210,8 +220,12 @@ def tcp_cost(env):
             "podsight_tcp_family": has_tcp, "rows": _rows(per_run, counts, "bpftrace", floors)}
 
 
-EXEC_PARTS = ("part_cgroup_id", "part_comm", "part_key_btf", "part_array_add", "part_pcpu_hash",
-              "part_pcpu_plain", "part_shared_hash")
+EXEC_PARTS = ("part_cgroup_id", "part_comm", "part_key_btf", "part_array_add", "part_shared_add", "part_pcpu_hash",
+              "part_pcpu_plain", "part_shared_hash", "part_slot_pcpu", "part_slot_shared")
+# Measured a second time each alone with the empty program: with every part attached, whichever runs
+# first on an exec takes the cold misses of what they share (the task, the helpers' code).
+EXEC_PARTS_ALONE = ("part_key_btf", "part_array_add", "part_shared_add", "part_pcpu_hash", "part_shared_hash",
+                    "part_slot_pcpu", "part_slot_shared")
 
 
 def exec_profile(env):
@@ -221,14 +235,22 @@ def exec_profile(env):
     rounds = env.n_rounds(3, 7)
     n = 300 if env.quick else 1000
     with bench_cgroup(env, "exec-profile") as cg, LoadWatch() as load:
-        contenders = {"podsight tp_btf": lambda: _agent_progs(env, ONLY["exec"]("tp_btf"), "exec"),
+        contenders = {"podsight tp_btf": lambda: _exec_agent_progs(env, cg, "tp_btf"),
+                      # before any scrape: every exec takes the slot compare and the hash
+                      "podsight tp_btf, no slot": lambda: _agent_progs(env, ONLY["exec"]("tp_btf"), "exec"),
                       "empty": lambda: _floor_progs(env, ["exec_btf"])}
         for part in EXEC_PARTS:
             contenders[part] = (lambda p: lambda: _floor_progs(env, [p]))(part)
-        per_run, counts = _measure(env, contenders, lambda: env.tool("storm-exec", "--n", n, "--cgroup", cg), rounds)
-    floors = {name: ("empty", "floor_exec_btf") for label in per_run for name in per_run[label]}
+        storm = lambda: env.tool("storm-exec", "--n", n, "--cgroup", cg)  # noqa: E731
+        per_run, counts = _measure(env, contenders, storm, rounds)
+        floor = lambda per_run: {n: ("empty", "floor_exec_btf") for label in per_run for n in per_run[label]}  # noqa: E731
+        rows = _rows(per_run, counts, None, floor(per_run))
+        for part in ("podsight tp_btf", "podsight tp_btf, no slot") + EXEC_PARTS_ALONE:
+            alone = {"empty": contenders["empty"], part + " alone": contenders[part]}
+            per_run, counts = _measure(env, alone, storm, rounds)
+            rows += [r for r in _rows(per_run, counts, None, floor(per_run)) if r["contender"] != "empty"]
     return {"rounds": rounds, "workload": f"{n} execs of /bin/true per round", "load": load.result(),
-            "rows": _rows(per_run, counts, None, floors)}
+            "rows": rows}
 
 
 SKB_PARTS = ("part_skb_cgid", "part_skb_pcpu", "part_skb_1add", "part_skb_plain", "part_skb_shared",

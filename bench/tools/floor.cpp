@@ -67,6 +67,9 @@ int floor_programs(const Args& a) {
                                  {"part_pcpu_hash", skel->progs.part_pcpu_hash},
                                  {"part_pcpu_plain", skel->progs.part_pcpu_plain},
                                  {"part_shared_hash", skel->progs.part_shared_hash},
+                                 {"part_slot_pcpu", skel->progs.part_slot_pcpu},
+                                 {"part_slot_shared", skel->progs.part_slot_shared},
+                                 {"part_shared_add", skel->progs.part_shared_add},
                                  // cgroup_skb parts: an ingress and egress pair per hook name
                                  {"part_skb_cgid", skel->progs.part_skb_cgid_in},
                                  {"part_skb_cgid", skel->progs.part_skb_cgid_out},
