@@ -22,7 +22,7 @@ struct {
 } exec_counts SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1024); /* a power of two, set with slot_mask before load */
 	__type(key, __u32);
 	__type(value, struct exec_slot);

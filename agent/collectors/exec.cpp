@@ -63,7 +63,9 @@ bool Exec::collect(ScrapeContext& ctx, metrics::Families& out) {
     log::error("scrape failed", {{"collector", "exec"}, {"error", walked.error().message()}});
     return false;
   }
-  if (auto slotted = sync_slots<ExecSlots>(program_.slots_fd(), program_.slots(), 1, totals, "exec_slots");
+  // The agent writes one owner to every CPU of a slot.
+  if (auto slotted = sync_slots<ExecSlots>(program_.slots_fd(), program_.slots(),
+                                           static_cast<std::size_t>(*ncpus), totals, "exec_slots");
       !slotted) {
     log::error("scrape failed", {{"collector", "exec"}, {"error", slotted.error().message()}});
     return false;

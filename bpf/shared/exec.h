@@ -10,16 +10,14 @@ struct exec_key {
 	char comm[PODSIGHT_COMM_LEN]; /* task comm after the exec: the new program's name */
 };
 
-/* A known (cgroup, comm)'s own slot in the exec_slots array, so that its execs are counted without a
- * hash lookup: the per-CPU hash count is most of the handler's time on this cold event, and a slot of
- * a shared array (the value inline, one cache line) about half of it (bench exec_profile). The same
- * protocol as cgroup_skb's slots (bpf/shared/cgroup_skb.h): only the agent writes owners, at scrapes;
- * it gives a free slot, with a zero count, to a key the hash already holds, and frees it when that key
- * has left the hash (garbage collection of a removed cgroup). Execs of a key without a slot are counted
- * in the hash. A key's total is its hash entry plus its slot.
- *
- * Shared, not per-CPU: execs are rare enough that CPUs do not contend for a slot, and a per-CPU value
- * is one more dependent cache miss. The count comes before the owner, as in cgroup_skb_slot. */
+/* A known (cgroup, comm)'s own per-CPU slot in the exec_slots array, so that its execs are counted
+ * without a hash lookup: the per-CPU hash count is most of the handler's time on this cold event, and
+ * the slot about half as dear (bench exec_profile). The same protocol as cgroup_skb's slots
+ * (bpf/shared/cgroup_skb.h): only the agent writes owners, at scrapes, the same on every CPU; it
+ * gives a free slot, with zero counts, to a key the hash already holds, and frees it when that key has
+ * left the hash (garbage collection of a removed cgroup). Execs of a key without a slot are counted
+ * in the hash. A key's total is its hash entry plus its slot, summed over CPUs. The count comes before
+ * the owner, as in cgroup_skb_slot. */
 struct exec_slot {
 	__u64 count;
 	struct exec_key owner; /* owner.cgroup_id 0: free */

@@ -125,11 +125,20 @@ struct ExecMaps {
     }
     return used;
   }
+  // A slot as the agent sees it: the owner it wrote to every CPU (checked), the counts summed.
   [[nodiscard]] exec_slot slot(std::uint32_t idx) const {
-    exec_slot s{};
-    if (::bpf_map_lookup_elem(slots, &idx, &s) != 0)
+    std::vector<exec_slot> per_cpu(static_cast<std::size_t>(::libbpf_num_possible_cpus()));
+    if (::bpf_map_lookup_elem(slots, &idx, per_cpu.data()) != 0) {
       ADD_FAILURE() << "exec_slots[" << idx << "]: " << std::strerror(errno);
-    return s;
+      return {};
+    }
+    exec_slot sum = per_cpu[0];
+    for (std::size_t cpu = 1; cpu < per_cpu.size(); ++cpu) {
+      EXPECT_EQ(std::memcmp(&per_cpu[cpu].owner, &sum.owner, sizeof sum.owner), 0)
+          << "slot " << idx << " cpu " << cpu;
+      sum.count += per_cpu[cpu].count;
+    }
+    return sum;
   }
   // The key's count in the hash, summed over CPUs; nullopt if the hash does not hold it.
   [[nodiscard]] std::optional<std::uint64_t> in_hash(const exec_key& k) const {
