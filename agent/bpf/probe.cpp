@@ -21,12 +21,17 @@ namespace {
 // Loads a program that returns 0 as `type` and attaches it with BPF_RAW_TRACEPOINT_OPEN (to the raw
 // tracepoint `name`, or, with a null name, to the target in `opts`), then detaches it: whether such a
 // program can run there on this kernel.
-bool attaches_minimal_program(bpf_prog_type type, const char* name, const bpf_prog_load_opts* opts) {
+// fd of a minimal program ("return 0") of `type`, or -1 if the kernel refuses it.
+int load_minimal_program(bpf_prog_type type, const bpf_prog_load_opts* opts) {
   const bpf_insn insns[] = {
       {BPF_ALU64 | BPF_MOV | BPF_K, BPF_REG_0, 0, 0, 0},
       {BPF_JMP | BPF_EXIT, 0, 0, 0, 0},
   };
-  const int fd = bpf_prog_load(type, "podsight_probe", "GPL", insns, 2, opts);
+  return bpf_prog_load(type, "podsight_probe", "GPL", insns, 2, opts);
+}
+
+bool attaches_minimal_program(bpf_prog_type type, const char* name, const bpf_prog_load_opts* opts) {
+  const int fd = load_minimal_program(type, opts);
   if (fd < 0) return false;
   const int link = bpf_raw_tracepoint_open(name, fd);
   if (link >= 0) ::close(link);
@@ -172,6 +177,23 @@ bool Features::can_load_fentry(std::string_view func) {
                 .attach_btf_id = static_cast<__u32>(id));
     // Loading is not enough on every kernel: attaching is what fails without trampolines.
     return attaches_minimal_program(BPF_PROG_TYPE_TRACING, nullptr, &opts);
+  });
+}
+
+bool Features::can_load_iter(std::string_view target) {
+  return cached(iter_cache_, target, [&] {
+    const auto* b = vmlinux_btf();
+    if (b == nullptr) return false;
+    const std::string name = "bpf_iter_" + std::string(target);
+    const int id = btf__find_by_name_kind(b, name.c_str(), BTF_KIND_FUNC);
+    if (id <= 0) return false;
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_ITER,
+                .attach_btf_id = static_cast<__u32>(id));
+    // Loading is the test: attaching a map iterator needs a map of that type.
+    const int fd = load_minimal_program(BPF_PROG_TYPE_TRACING, &opts);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
   });
 }
 

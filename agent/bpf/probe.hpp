@@ -50,6 +50,10 @@ class Features {
   // A minimal fentry program attached to kernel function `func` loads (not just BTF present:
   // some kernels refuse tracing programs, e.g. with lockdown or EPERM).
   bool can_load_fentry(std::string_view func);
+  // A minimal BPF iterator program for `target` (e.g. "bpf_sk_storage_map", "tcp") loads. BTF can
+  // name an iterator that the kernel still refuses (seen: map iterators fail with EPERM on a 6.18 VM
+  // whose iter/tcp and iter/task load).
+  bool can_load_iter(std::string_view target);
   // BPF memory is charged to the cgroup (>= 5.11), so RLIMIT_MEMLOCK does not matter.
   [[nodiscard]] bool memcg_accounting() const;
 
@@ -68,6 +72,7 @@ class Features {
   struct btf* btf_ = nullptr;
   std::map<std::string, bool, std::less<>> fentry_cache_;
   std::map<std::string, bool, std::less<>> raw_tp_cache_;
+  std::map<std::string, bool, std::less<>> iter_cache_;
 
   // cache[key], running probe() once to fill it (the probe runs without the lock held).
   bool cached(std::map<std::string, bool, std::less<>>& cache, std::string_view key,

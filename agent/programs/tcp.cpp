@@ -182,6 +182,10 @@ Status Tcp::try_variant(const std::string& variant, Context& ctx) {
     sk_problem = "needs the tp_btf or fentry variant with BTF-typed tcp_retransmit_* tracepoints";
   } else if (!has_btf_struct(f, "bpf_iter__bpf_sk_storage_map")) {
     sk_problem = "no socket storage iterator (iter/bpf_sk_storage_map, Linux >= 5.9)";
+  } else if (!f.can_load_iter("bpf_sk_storage_map")) {
+    sk_problem =
+        "the kernel refuses socket storage iterator programs (a minimal iter/bpf_sk_storage_map "
+        "program does not load)";
   } else if (cfg_.open_connections == "auto" && !btf_member_offset(f, "spinlock", "rlock")) {
     // PREEMPT_RT: the socket lock cannot be read, so open connections would lag by a byte.
     sk_problem = "the socket spinlock is not a raw spinlock (PREEMPT_RT)";
@@ -194,6 +198,10 @@ Status Tcp::try_variant(const std::string& variant, Context& ctx) {
     }
     methods = {OpenConnections::kSkStorage};
   } else if (cfg_.open_connections == "iter_tcp" || !sk_problem.empty()) {
+    if (cfg_.open_connections == "auto") {
+      log::info("socket storage unusable for open connections; walking each network namespace instead",
+                {{"program", "tcp"}, {"variant", variant}, {"reason", sk_problem}});
+    }
     methods = {OpenConnections::kIterTcp};
   } else {
     methods = {OpenConnections::kSkStorage, OpenConnections::kIterTcp};

@@ -4,6 +4,7 @@
 // payload bytes exact while the connections are open and after they close; retransmissions equal to
 // the kernel's own count; a full map keeps counting; an unsupported forced variant fails alone; socket
 // storage needs no CAP_SYS_ADMIN to see other namespaces.
+#include "bpf/probe.hpp"
 #include "integration/support/harness.hpp"
 #include "integration/support/net.hpp"
 #include "integration/support/tcp_traffic.hpp"
@@ -645,6 +646,26 @@ TEST(Tcp, SocketStorageWithTheClassicTracepointFails) {
   auto ready = agent.get("/readyz");
   EXPECT_NE(
       ready.body.find("open_connections sk_storage with variant tracepoint: needs the tp_btf or fentry"),
+      std::string::npos)
+      << ready.body;
+}
+
+// A kernel can name the socket storage iterator in its BTF and still refuse to load it (a 6.18 VM
+// refuses every map iterator with EPERM). Forced, socket storage fails with that reason; `auto` walks
+// each network namespace instead, and still counts (AutoPrefersSocketStorage, the TcpMethod tests).
+TEST(Tcp, SocketStorageTheKernelRefusesFailsWithTheReason) {
+  PODSIGHT_REQUIRE_PRIVILEGES();
+  ensure_kernel_mounts();
+  bpf::Features f;
+  if (f.can_load_iter("bpf_sk_storage_map")) GTEST_SKIP() << "this kernel loads socket storage iterators";
+  if (!kernel_supports_tcp_variant("tp_btf")) GTEST_SKIP() << "this kernel has no tp_btf";
+  AgentProcess agent(tcp_config("tp_btf", "sk_storage"));
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  EXPECT_EQ(agent.scrape().value("podsight_program_state", {{"program", "tcp"}, {"state", "failed"}}), 1);
+  auto ready = agent.get("/readyz");
+  EXPECT_NE(
+      ready.body.find("open_connections sk_storage with variant tp_btf: the kernel refuses socket storage "
+                      "iterator programs"),
       std::string::npos)
       << ready.body;
 }

@@ -343,7 +343,8 @@ bool kernel_supports_tcp_sk_storage(const std::string& variant) {
   const auto* b = f.vmlinux_btf();
   const auto [major, minor] = f.kernel_version();
   return b != nullptr && btf__find_by_name_kind(b, "bpf_iter__bpf_sk_storage_map", BTF_KIND_STRUCT) > 0 &&
-         f.has_tp_btf("tcp_retransmit_skb") && (major > 5 || (major == 5 && minor >= 12));
+         f.has_tp_btf("tcp_retransmit_skb") && (major > 5 || (major == 5 && minor >= 12)) &&
+         f.can_load_iter("bpf_sk_storage_map");
 }
 
 }  // namespace podsight::testing

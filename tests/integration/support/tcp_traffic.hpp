@@ -65,7 +65,8 @@ int tcp_connect_once(const std::string& addr, int port);
 // Whether this kernel can run a tcp lifecycle variant, asked the way the agent's own probes ask.
 bool kernel_supports_tcp_variant(const std::string& variant);
 // Whether the agent can keep open connections' records in socket storage with `variant`: BTF-typed
-// handlers, the storage iterator, and compare-and-swap (Linux >= 5.12).
+// handlers, the storage iterator (a minimal one loads, as the agent probes it), and compare-and-swap
+// (Linux >= 5.12).
 bool kernel_supports_tcp_sk_storage(const std::string& variant);
 // ... with the variant `auto` picks (tp_btf, else fentry).
 inline bool kernel_supports_tcp_sk_storage() {
