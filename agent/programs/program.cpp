@@ -4,6 +4,7 @@
 #include "log/log.hpp"
 
 #include <cerrno>
+#include <optional>
 
 namespace podsight::programs {
 
@@ -99,14 +100,21 @@ Result<std::string> first_working_variant(std::string_view family, const std::ve
     return Error{"no usable variant: the kernel offers none of the attach points this family needs",
                  std::string(family), ENOENT};
   }
-  Error last{};
+  // The best variant's error says why the family failed; a fallback usually fails for want of what
+  // the best one had (e.g. "needs the tp_btf or fentry variant"), so it is only named after it.
+  std::optional<Error> first;
   for (const auto& v : order) {
     auto st = attempt(v);
     if (st) return v;
-    last = st.error();
-    log::warn("variant unavailable", {{"program", std::string(family)}, {"variant", v}, {"error", last.message()}});
+    log::warn("variant unavailable",
+              {{"program", std::string(family)}, {"variant", v}, {"error", st.error().message()}});
+    if (!first) {
+      first = st.error();
+    } else {
+      first->what += "; variant " + v + " failed too";
+    }
   }
-  return last;
+  return *first;
 }
 
 std::uint32_t slot_count(std::uint32_t max_entries) {

@@ -93,7 +93,8 @@ std::vector<std::string> variant_order(const std::string& forced,
                                        const std::vector<std::pair<std::string, bool>>& usable);
 
 // Tries `attempt(variant)` for each variant of `order` until one works, logging each failure; returns
-// the variant that worked, or the last error (a "no usable variant" error when `order` is empty).
+// the variant that worked, or the first (best) variant's error naming the fallbacks that failed too (a
+// "no usable variant" error when `order` is empty).
 // `attempt` must leave nothing loaded when it fails.
 Result<std::string> first_working_variant(std::string_view family, const std::vector<std::string>& order,
                                           const std::function<Status(const std::string&)>& attempt);
