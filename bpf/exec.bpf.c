@@ -33,15 +33,6 @@ const volatile __u32 slot_mask = 1023;
 
 PODSIGHT_MAP_ERRORS(EXEC_MAP_NR);
 
-static __always_inline bool same_comm(const struct exec_key *a, const struct exec_key *b)
-{
-	__u64 x[2], y[2];
-
-	__builtin_memcpy(x, a->comm, sizeof(x));
-	__builtin_memcpy(y, b->comm, sizeof(y));
-	return x[0] == y[0] && x[1] == y[1];
-}
-
 static __always_inline int count_exec(void)
 {
 	struct exec_key key = {};
@@ -54,7 +45,7 @@ static __always_inline int count_exec(void)
 	/* The agent never gives a slot to cgroup id 0, so a free slot never matches. */
 	idx = exec_slot_index(&key, slot_mask);
 	slot = bpf_map_lookup_elem(&exec_slots, &idx);
-	if (slot && key.cgroup_id && slot->owner.cgroup_id == key.cgroup_id && same_comm(&slot->owner, &key)) {
+	if (slot && key.cgroup_id && exec_key_equal(&slot->owner, &key)) {
 		__sync_fetch_and_add(&slot->count, 1);
 		return 0;
 	}

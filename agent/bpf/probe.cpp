@@ -18,9 +18,6 @@
 namespace podsight::bpf {
 namespace {
 
-// Loads a program that returns 0 as `type` and attaches it with BPF_RAW_TRACEPOINT_OPEN (to the raw
-// tracepoint `name`, or, with a null name, to the target in `opts`), then detaches it: whether such a
-// program can run there on this kernel.
 // fd of a minimal program ("return 0") of `type`, or -1 if the kernel refuses it.
 int load_minimal_program(bpf_prog_type type, const bpf_prog_load_opts* opts) {
   const bpf_insn insns[] = {
@@ -30,6 +27,9 @@ int load_minimal_program(bpf_prog_type type, const bpf_prog_load_opts* opts) {
   return bpf_prog_load(type, "podsight_probe", "GPL", insns, 2, opts);
 }
 
+// Loads a program that returns 0 as `type` and attaches it with BPF_RAW_TRACEPOINT_OPEN (to the raw
+// tracepoint `name`, or, with a null name, to the target in `opts`), then detaches it: whether such a
+// program can run there on this kernel.
 bool attaches_minimal_program(bpf_prog_type type, const char* name, const bpf_prog_load_opts* opts) {
   const int fd = load_minimal_program(type, opts);
   if (fd < 0) return false;
@@ -166,15 +166,18 @@ bool Features::has_raw_tracepoint(std::string_view event) {
 
 bool Features::has_kprobes() const { return exists("/sys/bus/event_source/devices/kprobe/type"); }
 
+std::uint32_t Features::btf_func_id(const std::string& func) {
+  const auto* b = vmlinux_btf();
+  if (b == nullptr) return 0;
+  const int id = btf__find_by_name_kind(b, func.c_str(), BTF_KIND_FUNC);
+  return id > 0 ? static_cast<std::uint32_t>(id) : 0;
+}
+
 bool Features::can_load_fentry(std::string_view func) {
   return cached(fentry_cache_, func, [&] {
-    const auto* b = vmlinux_btf();
-    if (b == nullptr) return false;
-    const std::string name(func);
-    const int id = btf__find_by_name_kind(b, name.c_str(), BTF_KIND_FUNC);
-    if (id <= 0) return false;
-    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY,
-                .attach_btf_id = static_cast<__u32>(id));
+    const std::uint32_t id = btf_func_id(std::string(func));
+    if (id == 0) return false;
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_FENTRY, .attach_btf_id = id);
     // Loading is not enough on every kernel: attaching is what fails without trampolines.
     return attaches_minimal_program(BPF_PROG_TYPE_TRACING, nullptr, &opts);
   });
@@ -182,18 +185,13 @@ bool Features::can_load_fentry(std::string_view func) {
 
 bool Features::can_load_iter(std::string_view target) {
   return cached(iter_cache_, target, [&] {
-    const auto* b = vmlinux_btf();
-    if (b == nullptr) return false;
-    const std::string name = "bpf_iter_" + std::string(target);
-    const int id = btf__find_by_name_kind(b, name.c_str(), BTF_KIND_FUNC);
-    if (id <= 0) return false;
-    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_ITER,
-                .attach_btf_id = static_cast<__u32>(id));
+    const std::uint32_t id = btf_func_id("bpf_iter_" + std::string(target));
+    if (id == 0) return false;
+    LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_ITER, .attach_btf_id = id);
     // Loading is the test: attaching a map iterator needs a map of that type.
     const int fd = load_minimal_program(BPF_PROG_TYPE_TRACING, &opts);
-    if (fd < 0) return false;
-    ::close(fd);
-    return true;
+    if (fd >= 0) ::close(fd);
+    return fd >= 0;
   });
 }
 

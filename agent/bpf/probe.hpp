@@ -4,6 +4,7 @@
 
 #include "util/result.hpp"
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -74,6 +75,8 @@ class Features {
   std::map<std::string, bool, std::less<>> raw_tp_cache_;
   std::map<std::string, bool, std::less<>> iter_cache_;
 
+  // The vmlinux BTF id of kernel function `func`, 0 if none (what fentry and iterator probes attach to).
+  std::uint32_t btf_func_id(const std::string& func);
   // cache[key], running probe() once to fill it (the probe runs without the lock held).
   bool cached(std::map<std::string, bool, std::less<>>& cache, std::string_view key,
               const std::function<bool()>& probe);

@@ -24,7 +24,7 @@ struct KeyHash {
   }
 };
 struct KeyEq {
-  bool operator()(const exec_key& a, const exec_key& b) const { return std::memcmp(&a, &b, sizeof a) == 0; }
+  bool operator()(const exec_key& a, const exec_key& b) const { return exec_key_equal(&a, &b) != 0; }
 };
 
 struct ExecSlots {

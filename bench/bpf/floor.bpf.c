@@ -211,13 +211,10 @@ static __always_inline void count_in_slot(void *slots, const struct exec_key *ke
 {
 	__u32 idx = exec_slot_index(key, 1023);
 	struct exec_slot *s = bpf_map_lookup_elem(slots, &idx);
-	__u64 a[2], b[2];
 
 	if (!s)
 		return;
-	__builtin_memcpy(a, s->owner.comm, sizeof(a));
-	__builtin_memcpy(b, key->comm, sizeof(b));
-	if (s->owner.cgroup_id == key->cgroup_id && a[0] == b[0] && a[1] == b[1]) {
+	if (exec_key_equal(&s->owner, key)) {
 		__sync_fetch_and_add(&s->count, 1);
 		return;
 	}

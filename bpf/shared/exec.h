@@ -23,6 +23,16 @@ struct exec_slot {
 	struct exec_key owner; /* owner.cgroup_id 0: free */
 };
 
+/* Whether two keys are the same (cgroup id and all 16 comm bytes), as 8-byte words. */
+static inline int exec_key_equal(const struct exec_key *a, const struct exec_key *b)
+{
+	__u64 x[2], y[2];
+
+	__builtin_memcpy(x, a->comm, sizeof(x));
+	__builtin_memcpy(y, b->comm, sizeof(y));
+	return a->cgroup_id == b->cgroup_id && x[0] == y[0] && x[1] == y[1];
+}
+
 /* The slot index of a key: a mix of all of its bytes, the same in the program and the agent. */
 static inline __u32 exec_slot_index(const struct exec_key *key, __u32 mask)
 {

@@ -634,20 +634,23 @@ TEST_P(TcpUnsupportedVariant, FailsAloneWithAClearError) {
 INSTANTIATE_TEST_SUITE_P(Variants, TcpUnsupportedVariant, ::testing::Values("fentry", "kprobe"),
                          [](const auto& info) { return info.param; });
 
+// An agent started with `config` serves, its tcp family failed, and /readyz says `reason`.
+void expect_tcp_fails_saying(const std::string& config, const std::string& reason) {
+  AgentProcess agent(config);
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  EXPECT_EQ(agent.scrape().value("podsight_program_state", {{"program", "tcp"}, {"state", "failed"}}), 1);
+  auto ready = agent.get("/readyz");
+  EXPECT_NE(ready.body.find(reason), std::string::npos) << ready.body;
+}
+
 // Socket storage needs a handler that sees the socket as a BTF pointer: forced with the classic
 // tracepoint, the family fails and says why.
 TEST(Tcp, SocketStorageWithTheClassicTracepointFails) {
   PODSIGHT_REQUIRE_PRIVILEGES();
   ensure_kernel_mounts();
   if (!kernel_supports_tcp_variant("tracepoint")) GTEST_SKIP() << "this kernel has no tracepoint";
-  AgentProcess agent(tcp_config("tracepoint", "sk_storage"));
-  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  EXPECT_EQ(agent.scrape().value("podsight_program_state", {{"program", "tcp"}, {"state", "failed"}}), 1);
-  auto ready = agent.get("/readyz");
-  EXPECT_NE(
-      ready.body.find("open_connections sk_storage with variant tracepoint: needs the tp_btf or fentry"),
-      std::string::npos)
-      << ready.body;
+  expect_tcp_fails_saying(tcp_config("tracepoint", "sk_storage"),
+                          "open_connections sk_storage with variant tracepoint: needs the tp_btf or fentry");
 }
 
 // A kernel can name the socket storage iterator in its BTF and still refuse to load it (a 6.18 VM
@@ -659,15 +662,10 @@ TEST(Tcp, SocketStorageTheKernelRefusesFailsWithTheReason) {
   bpf::Features f;
   if (f.can_load_iter("bpf_sk_storage_map")) GTEST_SKIP() << "this kernel loads socket storage iterators";
   if (!kernel_supports_tcp_variant("tp_btf")) GTEST_SKIP() << "this kernel has no tp_btf";
-  AgentProcess agent(tcp_config("tp_btf", "sk_storage"));
-  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
-  EXPECT_EQ(agent.scrape().value("podsight_program_state", {{"program", "tcp"}, {"state", "failed"}}), 1);
-  auto ready = agent.get("/readyz");
-  EXPECT_NE(
-      ready.body.find("open_connections sk_storage with variant tp_btf: the kernel refuses socket storage "
-                      "iterator programs"),
-      std::string::npos)
-      << ready.body;
+  expect_tcp_fails_saying(
+      tcp_config("tp_btf", "sk_storage"),
+      "open_connections sk_storage with variant tp_btf: the kernel refuses socket storage "
+      "iterator programs");
 }
 
 // `auto` takes socket storage where the kernel has it, and --check says which way was taken.
