@@ -30,6 +30,8 @@ MEASUREMENTS = {
     "resources": (resources.idle_and_load, "RSS and CPU idle and under load, podsight vs node_exporter"),
     "mapreads": (mapreads.mapreads, "batch lookup vs key-by-key iteration at 10k/100k/1M entries"),
     "growth": (resources.growth, "RSS, fds, CPU and series over a long run (--duration) with a steady workload"),
+    "growth_churn": (resources.growth_churn,
+                     "the same with cgroup churn: each workload cycle in a new cgroup, removed after it"),
 }
 
 
@@ -40,7 +42,7 @@ def main():
     ap.add_argument("--only", default="", help="comma-separated measurements: " + ",".join(MEASUREMENTS))
     ap.add_argument("--skip", default="", help="comma-separated measurements to leave out")
     ap.add_argument("--duration", type=float, default=None,
-                    help="growth run in seconds (default 600, --quick 60)")
+                    help="growth runs in seconds (default 600, --quick 60)")
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds per measurement")
     ap.add_argument("--build", default=os.path.join(repo, "build-bench"), help="build directory")
     ap.add_argument("--no-docs", action="store_true", help="do not rewrite docs/performance.md")

@@ -148,12 +148,21 @@ def bench_cgroup(env, name):
     try:
         yield path
     finally:
-        for _ in range(50):
-            try:
-                os.rmdir(path)
-                break
-            except OSError:
-                time.sleep(0.1)
+        remove_cgroup(path)
+
+
+def remove_cgroup(path):
+    """rmdir of a cgroup whose processes have exited, retried for 5 s while the kernel still counts
+    them; whether it is gone."""
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            return True
+        except FileNotFoundError:
+            return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def cgroup_id(path):
@@ -196,6 +205,15 @@ def http_get(url, timeout=30):
 def count_series(body):
     """Sample lines of a text exposition."""
     return sum(1 for line in body.decode("utf-8", "replace").splitlines() if line and line[0] != "#")
+
+
+def metric_sum(body, name):
+    """Sum of every sample of metric `name` in a text exposition (0 if it has none)."""
+    total = 0.0
+    for line in body.decode("utf-8", "replace").splitlines():
+        if line.startswith(name) and line[len(name):len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def wait_until(what, cond, timeout=30.0, period=0.1):

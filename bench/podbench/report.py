@@ -230,14 +230,37 @@ def _growth_block(m):
         return f"_Failed: {m['error']}_"
     rows = []
     for who, s in m["summary"].items():
+        def span(key):
+            if f"{key}_first" not in s:
+                return "—"
+            text = f"{s[f'{key}_first']:,.0f} → {s[f'{key}_last']:,.0f}"
+            return text + (f" (max {s[f'{key}_max']:,.0f})" if f"{key}_max" in s else "")
         rows.append([who, _mib(s["rss_first_bytes"]), _mib(s["rss_last_bytes"]), _mib(s["rss_max_bytes"]),
                      _f((s["rss_slope_bytes_per_min"] or 0) / 1024, 1), f"{s['fds_first']} → {s['fds_last']}",
                      f"{s['threads_first']} → {s['threads_last']}", _f(s["cpu_percent_of_core"], 2),
-                     f"{s.get('series_first', '—')} → {s.get('series_last', '—')}"])
+                     span("series"), span("map_entries")])
+    what = ""
+    if m.get("churn"):
+        gc = m.get("config", {}).get("gc", {})
+        what = (f" Each cycle in a new cgroup, removed after it ({m['workload_cycles']} cgroups); garbage "
+                f"collection grace {gc.get('grace_period_seconds', '?')} s, every {gc.get('interval_seconds', '?')} s "
+                f"(default 120 s and 15 s).")
     return (f"_Measured {m.get('_run')}{' (--quick)' if m.get('_quick') else ''}, {_load(m)}; "
-            f"{m['duration_seconds']:.0f} s, first tenth excluded as warm-up, {m['workload_cycles']} workload cycles._\n\n" +
+            f"{m['duration_seconds']:.0f} s, first tenth excluded as warm-up, {m['workload_cycles']} workload "
+            f"cycles (20 execs, 200 connections each).{what}_\n\n" +
             _table(["process", "RSS first MiB", "RSS last MiB", "RSS max MiB", "RSS slope KiB/min", "fds",
-                    "threads", "CPU % of a core", "series"], rows))
+                    "threads", "CPU % of a core", "series", "map entries"], rows))
+
+
+def _growth_flat(s):
+    """No growth: RSS within 5 % + 1 MiB, fds and threads not up, and (where sampled) series and map
+    entries in the last fifth of the run no more than 20 % above the first fifth (medians)."""
+    flat = (s["rss_last_bytes"] <= 1.05 * s["rss_first_bytes"] + MIB and s["fds_last"] <= s["fds_first"]
+            and s["threads_last"] <= s["threads_first"])
+    for key in ("series", "map_entries"):
+        if s.get(f"{key}_first_fifth") is not None:
+            flat = flat and s[f"{key}_last_fifth"] <= 1.2 * s[f"{key}_first_fifth"] + 10
+    return flat
 
 
 def _targets_block(merged):
@@ -329,16 +352,20 @@ def _targets_block(merged):
                      "met" if p["rss_bytes"] < n["rss_bytes"] else "missed"])
         rows.append(["idle CPU", "< 0.2 % of a core", f"{p['cpu_percent_of_core']:.3f} %",
                      "met" if p["cpu_percent_of_core"] < 0.2 else "missed"])
-    m = ms.get("growth")
-    if m and "summary" in m:
+    for name, label in (("growth", "growth"), ("growth_churn", "growth with cgroup churn")):
+        m = ms.get(name)
+        if not m or "summary" not in m:
+            continue
         s = m["summary"]["podsight"]
         slope = (s["rss_slope_bytes_per_min"] or 0) / 1024
-        flat = (s["rss_last_bytes"] <= 1.05 * s["rss_first_bytes"] + MIB and s["fds_last"] <= s["fds_first"]
-                and s["threads_last"] <= s["threads_first"])
-        rows.append(["growth", f"none over the run ({m['duration_seconds']:.0f} s)",
-                     f"RSS {_mib(s['rss_first_bytes'])} → {_mib(s['rss_last_bytes'])} MiB ({slope:.1f} KiB/min), "
-                     f"fds {s['fds_first']} → {s['fds_last']}, threads {s['threads_first']} → {s['threads_last']}",
-                     "met" if flat else "missed"])
+        text = (f"RSS {_mib(s['rss_first_bytes'])} → {_mib(s['rss_last_bytes'])} MiB ({slope:.1f} KiB/min), "
+                f"fds {s['fds_first']} → {s['fds_last']}, threads {s['threads_first']} → {s['threads_last']}")
+        if m.get("churn") and "map_entries_first_fifth" in s:
+            text += (f", map entries {s['map_entries_first_fifth']:,.0f} → {s['map_entries_last_fifth']:,.0f}, "
+                     f"series {s['series_first_fifth']:,.0f} → {s['series_last_fifth']:,.0f} "
+                     f"(medians of first and last fifths) over {m['workload_cycles']} cgroups")
+        rows.append([label, f"none over the run ({m['duration_seconds']:.0f} s)", text,
+                     "met" if _growth_flat(s) else "missed"])
     return _table(["target", "goal", "measured", ""], rows)
 
 
@@ -359,6 +386,7 @@ BLOCKS = {
     "mapreads": lambda merged: _mapreads_block(merged["mapreads"]),
     "tcp_conns": lambda merged: _conns_block(merged["tcp_conns"]),
     "growth": lambda merged: _growth_block(merged["growth"]),
+    "growth_churn": lambda merged: _growth_block(merged["growth_churn"]),
 }
 
 

@@ -1,12 +1,15 @@
 """The agent's own footprint next to node_exporter's, both running at the same time: resident memory and
 CPU when idle, when scraped like Prometheus does, and under an exec + TCP workload scraped every
-second; and the growth of memory, fds, threads and series over a long run (--duration)."""
+second; and the growth of memory, fds, threads, series and map entries over a long run (--duration),
+with a fixed set of cgroups and with cgroups coming and going."""
 
 import contextlib
+import os
 import threading
 import time
 
-from .common import (Agent, LoadWatch, NodeExporter, bench_cgroup, count_series, http_get, proc_sample)
+from .common import (Agent, BenchError, LoadWatch, NodeExporter, bench_cgroup, count_series, http_get,
+                     metric_sum, proc_sample, remove_cgroup)
 
 
 def _usage(a0, a1):
@@ -17,28 +20,49 @@ def _usage(a0, a1):
 
 
 class _Workload:
-    """Exec and TCP storms in a loop on a background thread, in one bench cgroup, until stopped."""
+    """Exec and TCP storms in a loop on a background thread, until stopped: in one bench cgroup, or,
+    with churn, each cycle in a new child cgroup of it that is removed at the end of the cycle (a
+    pod that comes, runs and goes)."""
 
-    def __init__(self, env, cgroup, execs, conns, pause=0.0):
+    def __init__(self, env, cgroup, execs, conns, pause=0.0, churn=False):
         self.env, self.cgroup, self.execs, self.conns, self.pause = env, cgroup, execs, conns, pause
+        self.churn = churn
         self.stop = threading.Event()
         self.cycles = 0
+        self.error = None
 
     def __enter__(self):
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
         return self
 
+    def _cycle(self, cg):
+        self.env.tool("storm-exec", "--n", self.execs, "--cgroup", cg)
+        self.env.tool("storm-tcp", "--n", self.conns, "--cgroup", cg)
+
     def _run(self):
-        while not self.stop.is_set():
-            self.env.tool("storm-exec", "--n", self.execs, "--cgroup", self.cgroup)
-            self.env.tool("storm-tcp", "--n", self.conns, "--cgroup", self.cgroup)
-            self.cycles += 1
-            self.stop.wait(self.pause)
+        try:
+            while not self.stop.is_set():
+                if self.churn:
+                    cg = os.path.join(self.cgroup, f"c{self.cycles}")
+                    os.mkdir(cg)
+                    try:
+                        self._cycle(cg)
+                    finally:
+                        if not remove_cgroup(cg):
+                            raise BenchError(f"churn cgroup {cg} still busy after its cycle")
+                else:
+                    self._cycle(self.cgroup)
+                self.cycles += 1
+                self.stop.wait(self.pause)
+        except Exception as e:  # noqa: BLE001 - reported by __exit__, on the measuring thread
+            self.error = e
 
     def __exit__(self, *exc):
         self.stop.set()
         self.thread.join()
+        if self.error is not None and exc[0] is None:
+            raise BenchError(f"workload failed after {self.cycles} cycles: {self.error}")
 
 
 def _phase(targets, seconds, scrape_every=None):
@@ -92,25 +116,28 @@ def _slope_per_minute(points):
     return 60 * sum((p[0] - mt) * (p[1] - mv) for p in points) / den if den else None
 
 
-def growth(env):
-    """A steady workload (execs and connections in a fixed set of cgroups, scraped every 5 s) for
-    env.duration seconds. The first tenth is warm-up; slopes are fitted over the rest. Cgroup churn
-    (pods coming and going) is not part of it: forgetting deleted cgroups is issue 4's cardinality
-    budget, and its growth would hide a leak of the agent's own."""
+def _median(xs):
+    xs = sorted(xs)
+    return xs[len(xs) // 2] if xs else None
+
+
+def _growth_run(env, name, config, churn):
+    """The workload for env.duration seconds, both processes scraped every 5 s and sampled every 5 or
+    10 s. The first tenth is warm-up; slopes and first/last fifths are taken over the rest."""
     duration = env.duration
     sample_every = 5 if duration <= 120 else 10
     samples = {"podsight": [], "node_exporter": []}
-    series = []
+    series, map_entries, gc_pending = [], [], []
     with contextlib.ExitStack() as stack:
         load = stack.enter_context(LoadWatch(period=30))
-        cg = stack.enter_context(bench_cgroup(env, "growth"))
-        agent = stack.enter_context(Agent(env, {}))
+        cg = stack.enter_context(bench_cgroup(env, name))
+        agent = stack.enter_context(Agent(env, config))
         ne = stack.enter_context(NodeExporter(env))
         targets = {"podsight": agent, "node_exporter": ne}
         t0 = time.monotonic()
         next_sample = t0
-        with _Workload(env, cg, execs=20, conns=200, pause=0.5) as w:
-            while time.monotonic() - t0 < duration:
+        with _Workload(env, cg, execs=20, conns=200, pause=0.5, churn=churn) as w:
+            while time.monotonic() - t0 < duration and w.error is None:
                 for t in targets.values():
                     http_get(t.url())
                 if time.monotonic() >= next_sample:
@@ -118,12 +145,17 @@ def growth(env):
                         s = proc_sample(t.pid)
                         s["t"] -= t0
                         samples[k].append(s)
-                    series.append((time.monotonic() - t0, count_series(http_get(agent.url())[1])))
+                    body = http_get(agent.url())[1]
+                    t = time.monotonic() - t0
+                    series.append((t, count_series(body)))
+                    map_entries.append((t, metric_sum(body, "podsight_map_entries")))
+                    gc_pending.append((t, metric_sum(body, "podsight_gc_pending_cgroups")))
                     next_sample += sample_every
                 time.sleep(5)
     warm = duration / 10
     out = {"duration_seconds": duration, "load": load.result(), "workload_cycles": w.cycles,
-           "sample_every_seconds": sample_every, "samples": samples, "series": series}
+           "churn": churn, "config": config, "sample_every_seconds": sample_every, "samples": samples,
+           "series": series, "map_entries": map_entries, "gc_pending_cgroups": gc_pending}
     summary = {}
     for k, ss in samples.items():
         steady = [s for s in ss if s["t"] >= warm] or ss
@@ -136,8 +168,29 @@ def growth(env):
             "cpu_percent_of_core": 100 * (ss[-1]["cpu_seconds"] - ss[0]["cpu_seconds"]) /
                                    max(ss[-1]["t"] - ss[0]["t"], 1e-9),
         }
-    steady_series = [p for p in series if p[0] >= warm] or series
-    summary["podsight"]["series_first"] = steady_series[0][1]
-    summary["podsight"]["series_last"] = steady_series[-1][1]
+    p = summary["podsight"]
+    for key, points in (("series", series), ("map_entries", map_entries), ("gc_pending", gc_pending)):
+        steady = [v for t, v in points if t >= warm] or [v for _, v in points]
+        fifth = max(1, len(steady) // 5)
+        p[f"{key}_first"], p[f"{key}_last"], p[f"{key}_max"] = steady[0], steady[-1], max(steady)
+        # Medians of the first and last fifths: churn makes single samples jump with the cycle.
+        p[f"{key}_first_fifth"], p[f"{key}_last_fifth"] = _median(steady[:fifth]), _median(steady[-fifth:])
     out["summary"] = summary
     return out
+
+
+def growth(env):
+    """A steady workload (execs and connections in one fixed cgroup). Cgroup churn is growth_churn."""
+    return _growth_run(env, "growth", {}, churn=False)
+
+
+# Deleted cgroups' map entries and series stay for the grace period, so that Prometheus scrapes their
+# last counts; shortened here from 120 s so that the steady state (cgroups pending deletion) is
+# reached within the warm-up of a 60-second --quick run.
+CHURN_GC = {"gc": {"grace_period_seconds": 10, "interval_seconds": 2}}
+
+
+def growth_churn(env):
+    """The same workload, each cycle in a new cgroup removed at its end: what a node with pods coming
+    and going asks of the cgroup cache, the garbage collector, the slots and the series budget."""
+    return _growth_run(env, "churn", CHURN_GC, churn=True)
