@@ -247,7 +247,7 @@ def _growth_block(m):
                 f"(default 120 s and 15 s).")
     return (f"_Measured {m.get('_run')}{' (--quick)' if m.get('_quick') else ''}, {_load(m)}; "
             f"{m['duration_seconds']:.0f} s, first tenth excluded as warm-up, {m['workload_cycles']} workload "
-            f"cycles (20 execs, 200 connections each).{what}_\n\n" +
+            f"cycles ({m.get('execs_per_cycle', 20)} execs, {m.get('conns_per_cycle', 200)} connections each).{what}_\n\n" +
             _table(["process", "RSS first MiB", "RSS last MiB", "RSS max MiB", "RSS slope KiB/min", "fds",
                     "threads", "CPU % of a core", "series", "map entries"], rows))
 

@@ -9,7 +9,7 @@ import threading
 import time
 
 from .common import (Agent, BenchError, LoadWatch, NodeExporter, bench_cgroup, count_series, http_get,
-                     metric_sum, proc_sample, remove_cgroup)
+                     metric_sum, proc_sample, quantile, remove_cgroup)
 
 
 def _usage(a0, a1):
@@ -116,9 +116,7 @@ def _slope_per_minute(points):
     return 60 * sum((p[0] - mt) * (p[1] - mv) for p in points) / den if den else None
 
 
-def _median(xs):
-    xs = sorted(xs)
-    return xs[len(xs) // 2] if xs else None
+GROWTH_EXECS, GROWTH_CONNS = 20, 200  # per workload cycle
 
 
 def _growth_run(env, name, config, churn):
@@ -136,7 +134,7 @@ def _growth_run(env, name, config, churn):
         targets = {"podsight": agent, "node_exporter": ne}
         t0 = time.monotonic()
         next_sample = t0
-        with _Workload(env, cg, execs=20, conns=200, pause=0.5, churn=churn) as w:
+        with _Workload(env, cg, execs=GROWTH_EXECS, conns=GROWTH_CONNS, pause=0.5, churn=churn) as w:
             while time.monotonic() - t0 < duration and w.error is None:
                 for t in targets.values():
                     http_get(t.url())
@@ -154,7 +152,7 @@ def _growth_run(env, name, config, churn):
                 time.sleep(5)
     warm = duration / 10
     out = {"duration_seconds": duration, "load": load.result(), "workload_cycles": w.cycles,
-           "churn": churn, "config": config, "sample_every_seconds": sample_every, "samples": samples,
+           "execs_per_cycle": GROWTH_EXECS, "conns_per_cycle": GROWTH_CONNS, "churn": churn, "config": config, "sample_every_seconds": sample_every, "samples": samples,
            "series": series, "map_entries": map_entries, "gc_pending_cgroups": gc_pending}
     summary = {}
     for k, ss in samples.items():
@@ -174,7 +172,8 @@ def _growth_run(env, name, config, churn):
         fifth = max(1, len(steady) // 5)
         p[f"{key}_first"], p[f"{key}_last"], p[f"{key}_max"] = steady[0], steady[-1], max(steady)
         # Medians of the first and last fifths: churn makes single samples jump with the cycle.
-        p[f"{key}_first_fifth"], p[f"{key}_last_fifth"] = _median(steady[:fifth]), _median(steady[-fifth:])
+        p[f"{key}_first_fifth"] = quantile(steady[:fifth], 0.5)
+        p[f"{key}_last_fifth"] = quantile(steady[-fifth:], 0.5)
     out["summary"] = summary
     return out
 
