@@ -138,6 +138,11 @@ void GarbageCollector::collect(metrics::Families& out) const {
   metrics::FamilyBuilder seconds("podsight_gc_pass_duration_seconds",
                                  "Time the last garbage collection pass took (map walks and deletions).",
                                  MetricType::Gauge, {});
+  metrics::FamilyBuilder paths("podsight_cgroup_paths_cached",
+                               "Cgroup ids whose path the agent holds: cgroups it has seen that exist, and "
+                               "removed ones within the grace period.",
+                               MetricType::Gauge, {});
+  paths.add(std::vector<std::string>{}, static_cast<double>(cgroups_.cached()));
   {
     std::lock_guard lock(stats_mu_);
     for (const auto* f : families_) {
@@ -153,6 +158,7 @@ void GarbageCollector::collect(metrics::Families& out) const {
   out.push_back(deleted.take());
   out.push_back(pending.take());
   out.push_back(seconds.take());
+  out.push_back(paths.take());
 }
 
 }  // namespace podsight::metadata

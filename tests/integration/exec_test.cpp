@@ -297,5 +297,51 @@ TEST(Exec, SlotOfARemovedCgroupGoesToTheNextKeyFromZero) {
   std::filesystem::remove_all(dir);
 }
 
+// The agent keeps a removed cgroup's path for the grace period, so that its leftover series keep their
+// label, and then lets it go: podsight_cgroup_paths_cached counts the paths it holds, and comes back
+// down by exactly the removed cgroups. The agent's root is a cgroup of the test's own, so nothing else
+// comes or goes under it.
+TEST(Exec, RemovedCgroupsPathsAreHeldForTheGracePeriodThenForgotten) {
+  PODSIGHT_REQUIRE_PRIVILEGES();
+  ensure_kernel_mounts();
+  TestCgroup p("pexec-paths");
+  std::vector<std::unique_ptr<TestCgroup>> children;
+  for (const char* n : {"a", "b", "c"}) {
+    children.push_back(std::make_unique<TestCgroup>(p.relative().substr(1) + "/" + n));
+  }
+  AgentProcess agent(R"({"cgroup_root": ")" + p.path() +
+                     R"(", "gc": {"grace_period_seconds": 3, "interval_seconds": 1}})");
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  std::vector<std::string> labels;
+  for (auto& c : children) {
+    ASSERT_EQ(c->run({"/bin/true"}), 0);
+    labels.push_back(c->relative().substr(p.relative().size()));
+  }
+  auto execs = [](const Scrape& s, const std::string& cgroup) {
+    return s.value("podsight_process_execs_total", {{"cgroup", cgroup}, {"comm", "true"}});
+  };
+  const Scrape before = agent.scrape();
+  for (const auto& l : labels) EXPECT_EQ(execs(before, l), 1) << l;
+  const auto held = before.value("podsight_cgroup_paths_cached");
+  ASSERT_TRUE(held);
+  EXPECT_GE(*held, 3);  // the three children, and the root where a walk saw it
+
+  children[0].reset();
+  children[1].reset();
+  const Scrape within = agent.scrape();  // within the grace period: paths and series kept
+  EXPECT_EQ(within.value("podsight_cgroup_paths_cached"), held);
+  EXPECT_EQ(execs(within, labels[0]), 1);
+  EXPECT_EQ(execs(within, labels[1]), 1);
+
+  std::optional<double> after;
+  EXPECT_TRUE(eventually([&] {
+    const Scrape s = agent.scrape();
+    after = s.value("podsight_cgroup_paths_cached");
+    return after == *held - 2 && !execs(s, labels[0]) && !execs(s, labels[1]);
+  })) << "paths held "
+      << after.value_or(-1) << ", before " << *held;
+  EXPECT_EQ(execs(agent.scrape(), labels[2]), 1);  // the one still there keeps its path and series
+}
+
 }  // namespace
 }  // namespace podsight::testing
