@@ -244,7 +244,7 @@ def _growth_block(m):
         gc = m.get("config", {}).get("gc", {})
         what = (f" Each cycle in a new cgroup, removed after it ({m['workload_cycles']} cgroups); garbage "
                 f"collection grace {gc.get('grace_period_seconds', '?')} s, every {gc.get('interval_seconds', '?')} s "
-                f"(default 120 s and 15 s).")
+                f"(shortened from the agent's defaults: [configuration](configuration.md#gc-what-deleted-cgroups-leave-behind)).")
     return (f"_Measured {m.get('_run')}{' (--quick)' if m.get('_quick') else ''}, {_load(m)}; "
             f"{m['duration_seconds']:.0f} s, first tenth excluded as warm-up, {m['workload_cycles']} workload "
             f"cycles ({m.get('execs_per_cycle', 20)} execs, {m.get('conns_per_cycle', 200)} connections each).{what}_\n\n" +

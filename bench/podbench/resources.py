@@ -46,11 +46,16 @@ class _Workload:
                 if self.churn:
                     cg = os.path.join(self.cgroup, f"c{self.cycles}")
                     os.mkdir(cg)
+                    failed = None
                     try:
                         self._cycle(cg)
-                    finally:
-                        if not remove_cgroup(cg):
-                            raise BenchError(f"churn cgroup {cg} still busy after its cycle")
+                    except Exception as e:  # noqa: BLE001 - raised again below, after the removal
+                        failed = e
+                    if not remove_cgroup(cg):
+                        raise BenchError(f"churn cgroup {cg} still busy after its cycle"
+                                         + (f" (the cycle had failed: {failed})" if failed else ""))
+                    if failed is not None:
+                        raise failed
                 else:
                     self._cycle(self.cgroup)
                 self.cycles += 1
