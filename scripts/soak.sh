@@ -5,7 +5,8 @@
 # as pods come and go: every cycle makes four child cgroups of a churn cgroup, runs five execs and one
 # HTTP connection to the agent in each, keeps each alive 1.2 s (long enough for a scrape to resolve its
 # path, as it would a pod's) and removes them. The garbage collector runs with a 5 s grace, every second,
-# so that what the removed cgroups leave behind must be deleted within the run. /metrics is scraped
+# so that what the removed cgroups leave behind must be deleted within the run (SOAK_GC_GRACE sets
+# another grace, such as the agent's default of 120 s, for a long run). /metrics is scraped
 # every second for the whole run; the agent's RSS and open descriptors are read at every scrape.
 #
 #   scripts/soak.sh [SECONDS]     (default 600; root, after scripts/build.sh)
@@ -15,8 +16,9 @@
 #     podsight_build_info (every scrape counts, warm-up included);
 #   - memory grows: the median RSS of the last 20 % of the samples exceeds the median of the first
 #     20 % by more than SOAK_RSS_TOLERANCE_KIB (default 1024) plus SOAK_RSS_PER_SERIES_KIB (default 4)
-#     for each series the scrape gained between those two windows, after a warm-up of the first 10 %
-#     (at least 5 samples) that is left out. Medians of many samples, so that one scrape's transient
+#     for each series the scrape gained between those two windows, after a warm-up that is left out:
+#     the first 10 % of the samples, at least the gc grace plus 8 s (so that the removed cgroups waiting
+#     for the collector have reached their steady number), at least 5. Medians of many samples, so that one scrape's transient
 #     buffers (freed again at once) neither fail nor hide a steady climb. The agent counts the whole
 #     host, so other workloads' new cgroups and commands add series, and memory that follows them is
 #     no leak (a scrape holds ~1 KiB per series); a leak grows with time at a constant series count;
@@ -78,7 +80,9 @@ ip -n "$ns" addr add "$ns_ip/30" dev "$vn"
 ip -n "$ns" link set "$vn" up
 ip -n "$ns" link set lo up
 
-gc_grace=5 gc_interval=1
+gc_grace=${SOAK_GC_GRACE:-5} gc_interval=1
+[[ $gc_grace =~ ^[0-9]+$ && $((secs - gc_grace)) -ge 40 ]] ||
+	{ echo "soak: SOAK_GC_GRACE must be a number of seconds at least 40 below SECONDS" >&2; exit 1; }
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$work/config.json" <<EOF
 {"http": {"listen": "$host_ip:$port"}, "cgroup_root": "$cg2", "bpf_stats": true,
@@ -219,7 +223,7 @@ with open(out, "w") as f:
             first = first or body
             last = body
 
-warm = max(5, len(samples) // 10)
+warm = max(5, len(samples) // 10, gc_grace + 3 * gc_interval + 5)
 steady = samples[warm:]
 k = max(1, len(steady) // 5)
 med = lambda rows, col: statistics.median(r[col] for r in rows)
