@@ -9,6 +9,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <nlohmann/json.hpp>
@@ -25,6 +26,8 @@ namespace {
 
 constexpr int kMinKernelMajor = 5;
 constexpr int kMinKernelMinor = 8;  // bpf_link for tracepoints, BPF_ENABLE_STATS, batch map ops
+// Scrapes of at least this many series hand their freed memory back to the kernel (Agent::scrape).
+constexpr std::size_t kTrimAfterSeries = 10000;
 
 bool is_dir(const std::string& p) {
   struct stat st {};
@@ -296,6 +299,15 @@ std::string Agent::scrape(metrics::Format format) {
   }
   std::string out;
   metrics::encode(families, format, out);
+  std::size_t series = 0;
+  for (const auto& f : families) series += f.size();
+  families = {};
+  // A big scrape makes many small allocations (a node per aggregated key, the series budget's
+  // lookups) in the malloc arena of whichever HTTP worker serves it. glibc keeps an arena's freed
+  // pages resident, so every worker would hold on to the biggest scrape it ever served: four workers
+  // kept ~28 MiB after 100k-series scrapes. Handing the free pages back costs ~0.5-1 ms there, but
+  // ~0.1 ms on a scrape of a few hundred series that leaves little behind, hence the threshold.
+  if (series >= kTrimAfterSeries) malloc_trim(0);
   return out;
 }
 

@@ -26,15 +26,6 @@
 #include <thread>
 #include <vector>
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PODSIGHT_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define PODSIGHT_TEST_ASAN 1
-#endif
-
 namespace podsight::testing {
 namespace {
 
@@ -324,15 +315,6 @@ TEST_F(HostileHttp, HundredsOfParallelScrapesAreAllAnswered) {
   EXPECT_GT(statuses.count(200), 0U);
   EXPECT_TRUE(failures.empty()) << failures.front();
   expect_valid_scrape(agent);
-}
-
-long status_kib(pid_t pid, const char* field) {
-  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind(field, 0) == 0) return std::stol(line.substr(std::string_view(field).size()));
-  }
-  return -1;
 }
 
 std::size_t open_fds(pid_t pid) {

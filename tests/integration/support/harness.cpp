@@ -24,6 +24,7 @@
 #include <iterator>
 #include <random>
 #include <sstream>
+#include <string_view>
 #include <thread>
 
 namespace podsight::testing {
@@ -361,6 +362,14 @@ std::set<std::string> effective_capabilities(pid_t pid) {
     }
   }
   return out;
+}
+
+long status_kib(pid_t pid, const char* field) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/status"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.starts_with(field)) return std::stol(line.substr(std::string_view(field).size()));
+  }
+  return -1;
 }
 
 AgentProcess::AgentProcess(const std::string& extra_config_json, std::vector<std::string> extra_args,

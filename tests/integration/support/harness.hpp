@@ -15,6 +15,17 @@
 
 struct bpf_map_info;
 
+// Defined in builds with AddressSanitizer, which keeps freed memory in quarantine: assertions about
+// the agent's resident memory hold only without it (LeakSanitizer checks leaks there).
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PODSIGHT_TEST_ASAN 1
+#endif
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+#define PODSIGHT_TEST_ASAN 1
+#endif
+
 namespace podsight::testing {
 
 // Privileged tests call this first. Without root (or without BPF) they skip locally but FAIL in CI
@@ -107,6 +118,8 @@ std::optional<std::string> agent_capabilities_from_env(bool bpf_stats);
 // The effective capabilities of a process (CapEff in /proc/PID/status), as upper-case names without
 // the CAP_ prefix, e.g. {"BPF", "PERFMON"}.
 std::set<std::string> effective_capabilities(pid_t pid);
+// A "<field>: <n> kB" line of /proc/PID/status (e.g. "VmRSS:"), in KiB; -1 when it is not there.
+long status_kib(pid_t pid, const char* field);
 
 // The agent binary running as a child process with a generated config.
 class AgentProcess {
