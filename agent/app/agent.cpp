@@ -212,8 +212,10 @@ void Agent::start_programs() {
 Status Agent::start_http() {
   http_ = std::make_unique<http::Server>(cfg_.http);
   http_->route("/metrics", [this](const httplib::Request& req) {
-    auto format = metrics::negotiate(req.get_header_value("Accept"));
-    return http::Response{200, std::string(metrics::content_type(format)), scrape(format)};
+    const auto format = metrics::negotiate(req.get_header_value("Accept"));
+    http::Response res{200, std::string(metrics::content_type(format)), {}};
+    res.stream = [this, format](http::BodySink& body) { scrape(format, body); };
+    return res;
   });
   // Probes stay public: a kubelet probe can only present a secret written into the pod spec. They tell
   // whether the agent runs and which families work, never workload data.
@@ -265,7 +267,7 @@ void Agent::stop() {
 
 int Agent::http_port() const { return http_ ? http_->port() : -1; }
 
-std::string Agent::scrape(metrics::Format format) {
+void Agent::scrape(metrics::Format format, http::BodySink& body) {
   // One scrape at a time, encoding included: collectors and the cgroup cache need no locking of
   // their own, concurrent scrapers (Prometheus HA pairs) cost one map walk each rather than
   // contending, and only one scrape's families and text are being built at any time (with 100k
@@ -297,8 +299,10 @@ std::string Agent::scrape(metrics::Format format) {
     kube_collector_->collect_self(families);
     gc_->collect(families);
   }
-  std::string out;
-  metrics::encode(families, format, out);
+  // Written in pieces: a gzip scrape (what Prometheus asks for) is compressed as it comes and never
+  // holds its whole text, 12 MiB at 100k series.
+  body.expect(metrics::encoded_size_estimate(families));
+  metrics::encode(families, format, [&body](std::string_view piece) { body.write(piece); });
   std::size_t series = 0;
   for (const auto& f : families) series += f.size();
   families = {};
@@ -308,7 +312,6 @@ std::string Agent::scrape(metrics::Format format) {
   // kept ~28 MiB after 100k-series scrapes. Handing the free pages back costs ~0.5-1 ms there, but
   // ~0.1 ms on a scrape of a few hundred series that leaves little behind, hence the threshold.
   if (series >= kTrimAfterSeries) malloc_trim(0);
-  return out;
 }
 
 Readiness Agent::readiness() const {

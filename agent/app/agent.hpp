@@ -55,7 +55,8 @@ class Agent {
   // Idempotent.
   void stop();
 
-  std::string scrape(metrics::Format format);
+  // Collects every family and writes their encoding to `body` (see http::Response::stream).
+  void scrape(metrics::Format format, http::BodySink& body);
   [[nodiscard]] Readiness readiness() const;
   // Preflight table for `podsight --check`; returns the process exit status.
   int check(std::ostream& out);

@@ -60,6 +60,8 @@ bool CgroupSkb::collect(ScrapeContext& ctx, metrics::Families& out) {
     log::error("scrape failed", {{"collector", "cgroup_skb"}, {"error", slotted.error().message()}});
     return false;
   }
+  bytes.expect(2 * totals.size());  // both directions of every cgroup, at most
+  packets.expect(2 * totals.size());
   for (const auto& [cgroup_id, v] : totals) {
     const auto w = workloads_.resolve(cgroup_id);
     for (const std::uint32_t d : {CGROUP_SKB_INGRESS, CGROUP_SKB_EGRESS}) {

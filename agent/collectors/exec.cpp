@@ -70,6 +70,7 @@ bool Exec::collect(ScrapeContext& ctx, metrics::Families& out) {
     log::error("scrape failed", {{"collector", "exec"}, {"error", slotted.error().message()}});
     return false;
   }
+  execs.expect(totals.size());
   // One resolution per cgroup per scrape, however many comms it ran.
   std::unordered_map<std::uint64_t, metadata::Workload> seen;
   for (const auto& [key, count] : totals) {

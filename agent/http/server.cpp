@@ -182,26 +182,103 @@ bool compressible(std::string_view content_type) {
          istarts_with(content_type, "application/json");
 }
 
+// A gzip member at level 1, fed in pieces. Level 1: this runs on every node at every scrape; CPU there
+// costs more than a few percent of bytes.
+class Gzip {
+ public:
+  Gzip() { ok_ = deflateInit2(&zs_, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) == Z_OK; }
+  ~Gzip() {
+    if (ok_) deflateEnd(&zs_);
+  }
+  Gzip(const Gzip&) = delete;
+  Gzip& operator=(const Gzip&) = delete;
+
+  // False once zlib has failed (it could not even start, or ran out of memory): nothing more is added.
+  [[nodiscard]] bool ok() const { return ok_; }
+  bool add(std::string_view in) { return run(in, Z_NO_FLUSH); }
+  // Ends the member and hands out its bytes; nullopt if zlib failed.
+  std::optional<std::string> finish() {
+    if (!run({}, Z_FINISH)) return std::nullopt;
+    out_.resize(used_);
+    return std::move(out_);
+  }
+
+ private:
+  bool run(std::string_view in, int flush) {
+    // zlib counts in uInt; metrics bodies are megabytes, so a piece near 4 GiB is a bug, not a scrape.
+    if (!ok_ || in.size() > (1U << 30)) return ok_ = false;
+    // httplib.h includes zlib.h without ZLIB_CONST; deflate() does not write through next_in.
+    zs_.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
+    zs_.avail_in = static_cast<uInt>(in.size());
+    for (;;) {
+      // Room grows with what comes out (about a tenth of a metrics body), never with what goes in.
+      if (out_.size() - used_ < kMinRoom) out_.resize(std::max(2 * out_.size(), used_ + kMinRoom));
+      zs_.next_out = reinterpret_cast<Bytef*>(out_.data() + used_);
+      zs_.avail_out = static_cast<uInt>(out_.size() - used_);
+      const int rc = deflate(&zs_, flush);
+      used_ = out_.size() - zs_.avail_out;
+      if (rc == Z_STREAM_END) return true;
+      if (rc != Z_OK && rc != Z_BUF_ERROR) return ok_ = false;
+      // Without Z_FINISH, done once all input is taken and zlib did not fill the room it had.
+      if (flush == Z_NO_FLUSH && zs_.avail_in == 0 && zs_.avail_out != 0) return true;
+    }
+  }
+
+  static constexpr std::size_t kMinRoom = 16 << 10;
+  z_stream zs_{};
+  bool ok_ = false;
+  std::string out_;
+  std::size_t used_ = 0;
+};
+
 std::optional<std::string> gzip(std::string_view in) {
-  // zlib counts in uInt; metrics bodies are megabytes, so anything near 4 GiB is a bug, not a scrape.
-  if (in.size() > (1U << 30)) return std::nullopt;
-  z_stream zs{};
-  // Level 1: this runs on every node at every scrape; CPU there costs more than a few percent of bytes.
-  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-    return std::nullopt;
-  std::string out(deflateBound(&zs, static_cast<uLong>(in.size())), '\0');
-  // httplib.h includes zlib.h without ZLIB_CONST; deflate() does not write through next_in.
-  zs.next_in = const_cast<Bytef*>(reinterpret_cast<const Bytef*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
-  zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = deflate(&zs, Z_FINISH);
-  const auto produced = static_cast<std::size_t>(zs.total_out);
-  deflateEnd(&zs);
-  if (rc != Z_STREAM_END) return std::nullopt;
-  out.resize(produced);
-  return out;
+  Gzip z;
+  if (!z.add(in)) return std::nullopt;
+  return z.finish();
 }
+
+// A streamed response body (Response::stream): kept as it comes while it is small, then, when the
+// client accepts gzip, compressed piece by piece, so a big body never exists uncompressed in full.
+class StreamedBody final : public BodySink {
+ public:
+  explicit StreamedBody(bool gzip_allowed) : gzip_allowed_(gzip_allowed) {}
+
+  void expect(std::size_t bytes) override {
+    if (!gzip_allowed_ || bytes < kGzipMinBytes) plain_.reserve(bytes);
+  }
+  void write(std::string_view piece) override {
+    if (zipped_) {
+      if (!zipped_->add(piece)) throw std::runtime_error("gzip failed");
+      return;
+    }
+    plain_.append(piece);
+    if (gzip_allowed_ && plain_.size() >= kGzipMinBytes) start_gzip();
+  }
+  // The body, and whether it is gzip-encoded.
+  std::string finish(bool& gzipped) {
+    gzipped = zipped_ != nullptr;
+    if (!zipped_) return std::move(plain_);
+    auto out = zipped_->finish();
+    if (!out) throw std::runtime_error("gzip failed");
+    return std::move(*out);
+  }
+
+ private:
+  void start_gzip() {
+    auto z = std::make_unique<Gzip>();
+    // zlib that cannot start leaves the body plain, as for an unstreamed body.
+    if (!z->add(plain_)) {
+      gzip_allowed_ = false;
+      return;
+    }
+    zipped_ = std::move(z);
+    std::string().swap(plain_);
+  }
+
+  bool gzip_allowed_;
+  std::string plain_;
+  std::unique_ptr<Gzip> zipped_;
+};
 
 // Only methods httplib accepts reach routing; anything else is "other" so metric labels stay bounded.
 std::string_view method_label(std::string_view method) {
@@ -1031,15 +1108,24 @@ httplib::Server::HandlerResponse Engine::route_request(const httplib::Request& r
     return HandlerResponse::Handled;
   }
   Response out;
+  bool gzipped = false;
   try {
     out = it->second.handler(req);
+    if (out.stream) {
+      StreamedBody body(compressible(out.content_type) && accepts_gzip(st.accept_encoding));
+      out.stream(body);
+      out.body = body.finish(gzipped);
+    }
   } catch (...) {
     out = Response{500, kTextPlain, "internal server error\n"};
+    gzipped = false;
   }
   if (compressible(out.content_type)) {
     res.set_header("Vary", "Accept-Encoding");
     // HEAD is compressed too so that its Content-Length is the one GET would send.
-    if (out.body.size() >= kGzipMinBytes && accepts_gzip(st.accept_encoding)) {
+    if (gzipped) {
+      res.set_header("Content-Encoding", "gzip");
+    } else if (out.body.size() >= kGzipMinBytes && accepts_gzip(st.accept_encoding)) {
       if (auto zipped = gzip(out.body)) {
         out.body = std::move(*zipped);
         res.set_header("Content-Encoding", "gzip");

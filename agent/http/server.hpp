@@ -53,10 +53,28 @@ struct Options {
 // Whether a route asks for the credentials of Options::auth (when any are configured).
 enum class Access { kAuthenticated, kPublic };
 
+// Where a streamed response body goes (Response::stream).
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  // About how big the whole body will be, uncompressed: lets a body that stays plain be one allocation.
+  virtual void expect(std::size_t bytes) = 0;
+  // Appends a piece of the body.
+  virtual void write(std::string_view piece) = 0;
+};
+
 struct Response {
+  Response() = default;
+  Response(int status_code, std::string type, std::string text)
+      : status(status_code), content_type(std::move(type)), body(std::move(text)) {}
+
   int status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  // When set, the body is written through this instead, right after the handler returns (an
+  // exception makes it a 500). When the client accepts gzip, a body that grows past a small size is
+  // compressed as its pieces come, so a large body never exists uncompressed in full.
+  std::function<void(BodySink&)> stream;
 };
 
 // Called once per answered request, for self-metrics and access logs.

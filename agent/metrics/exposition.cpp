@@ -253,21 +253,36 @@ bool ends_with(std::string_view s, std::string_view suffix) {
 class Buffer {
  public:
   explicit Buffer(std::string& s) : s_(s), original_size_(s.size()), used_(s.size()) {}
+  // Hands the bytes written so far to `drain` whenever they reach `piece` bytes, then reuses `s`.
+  Buffer(std::string& s, const Writer& drain, std::size_t piece)
+      : s_(s), original_size_(s.size()), used_(s.size()), drain_(&drain), piece_(std::max<std::size_t>(piece, 1)) {}
 
-  // Where to write up to `n` bytes; valid until the next call.
+  // Where to write up to `n` bytes; valid until the next call. Every caller commits what it wrote
+  // before it asks again, so what is handed to the drain here is whole lines.
   char* room(std::size_t n) {
+    if (drain_ != nullptr && used_ >= piece_) drain();
     if (s_.size() - used_ < n) s_.resize(std::max(2 * s_.size(), used_ + n));
     return s_.data() + used_;
   }
   void commit(const char* end) { used_ = static_cast<std::size_t>(end - s_.data()); }
 
-  void finish() { s_.resize(used_); }
+  void finish() {
+    if (drain_ != nullptr && used_ > 0) drain();
+    s_.resize(used_);
+  }
   void abandon() { s_.resize(original_size_); }
 
  private:
+  void drain() {
+    (*drain_)(std::string_view(s_.data(), used_));
+    used_ = 0;
+  }
+
   std::string& s_;
   std::size_t original_size_;
   std::size_t used_;
+  const Writer* drain_ = nullptr;
+  std::size_t piece_ = 0;
 };
 
 // Size of a series' label block as written when nothing needs escaping.
@@ -700,13 +715,18 @@ std::string_view content_type(Format format) {
 namespace {
 
 template <typename Fams>
+void encode_into(const Fams& families, Format format, Buffer& buf) {
+  Encoder encoder(buf, format);
+  for (const auto& f : families) encoder.family(f);
+  if (format == Format::kOpenMetrics100) buf.commit(write_literal(buf.room(6), "# EOF\n"));
+}
+
+template <typename Fams>
 void encode_all(const Fams& families, Format format, std::string& out) {
   Buffer buf(out);
   try {
     buf.room(estimate_size(families));
-    Encoder encoder(buf, format);
-    for (const auto& f : families) encoder.family(f);
-    if (format == Format::kOpenMetrics100) buf.commit(write_literal(buf.room(6), "# EOF\n"));
+    encode_into(families, format, buf);
   } catch (...) {
     // Out of memory: leave no half-written scrape behind.
     buf.abandon();
@@ -722,6 +742,16 @@ void encode(const std::vector<prometheus::MetricFamily>& families, Format format
 }
 
 void encode(const Families& families, Format format, std::string& out) { encode_all(families, format, out); }
+
+void encode(const Families& families, Format format, const Writer& write, std::size_t piece_bytes) {
+  std::string piece;
+  piece.reserve(piece_bytes + 4096);
+  Buffer buf(piece, write, piece_bytes);
+  encode_into(families, format, buf);
+  buf.finish();
+}
+
+std::size_t encoded_size_estimate(const Families& families) { return estimate_size(families); }
 
 char* write_label_value(char* dst, std::string_view value) noexcept {
   return write_escaped<Escape::kQuoted>(dst, value);

@@ -8,7 +8,7 @@
 #include <prometheus/metric_family.h>
 
 #include <cstddef>
-
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,6 +32,16 @@ std::string_view content_type(Format format);
 void encode(const std::vector<prometheus::MetricFamily>& families, Format format, std::string& out);
 // The same for what a scrape collects: compact series are written from their label blocks as they are.
 void encode(const Families& families, Format format, std::string& out);
+
+// Receives an encoding piece by piece.
+using Writer = std::function<void(std::string_view)>;
+// Writes the same bytes through `write`, in pieces of whole lines of about `piece_bytes` each, so
+// that a big scrape's text need not exist in full (it can be compressed as it comes). An exception
+// from `write` ends the encoding and is passed on.
+void encode(const Families& families, Format format, const Writer& write, std::size_t piece_bytes = 64 << 10);
+// About how many bytes encode() writes for `families` (exact for FamilyBuilder's series, which are
+// nearly all of a big scrape): lets a receiver that keeps the text allocate it once.
+std::size_t encoded_size_estimate(const Families& families);
 
 // Bytes write_label_value may write for a value of n bytes: an invalid byte becomes "\\xNN".
 constexpr std::size_t max_label_value_size(std::size_t n) { return 5 * n; }

@@ -12,6 +12,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -238,6 +239,82 @@ TEST(FamilyBuilder, ManySeriesWithRepeatsMatchAReferenceSum) {
     const std::string comm(blk.substr(7, blk.size() - 9));  // {comm="..."}
     EXPECT_EQ(s.value, want.at(comm)) << comm;
   }
+}
+
+// expect() only sizes the builder: with a hint too small, right or far too big, and across scrapes
+// of one builder, the family is the same series in the same order with the same sums.
+TEST(FamilyBuilder, ExpectChangesNothingButAllocation) {
+  const auto build = [](FamilyBuilder& b, std::size_t hint) {
+    if (hint != 0) b.expect(hint);
+    for (int i = 0; i < 30000; ++i) {
+      b.add({"ns" + std::to_string(i % 17), "/kubepods/pod" + std::to_string(i % 9001), "c" + std::to_string(i)},
+            i % 5);
+      if (i % 4 == 0) b.add({"ns" + std::to_string(i % 17), "/kubepods/pod" + std::to_string(i % 9001), "c0"}, 1);
+    }
+    return b.take();
+  };
+  FamilyBuilder reference_builder("x_total", "X.", MetricType::Counter, {"namespace", "cgroup", "comm"});
+  const Family reference = build(reference_builder, 0);
+  ASSERT_GT(reference.series.size(), 30000u);  // the "c0" adds merge into fewer series than they are
+  FamilyBuilder b("x_total", "X.", MetricType::Counter, {"namespace", "cgroup", "comm"});
+  for (const std::size_t hint : {std::size_t{1}, std::size_t{30000}, std::size_t{1000000}, std::size_t{0}}) {
+    const Family f = build(b, hint);
+    EXPECT_EQ(blocks(f), blocks(reference)) << hint;
+    ASSERT_EQ(f.series.size(), reference.series.size()) << hint;
+    for (std::size_t i = 0; i < f.series.size(); ++i) EXPECT_EQ(f.series[i].value, reference.series[i].value);
+    EXPECT_EQ(f.labels.size(), reference.labels.size()) << hint;
+  }
+}
+
+// Encoding in pieces writes the same bytes as encoding into one string, in both formats, each piece
+// whole lines of about the size asked for; an exception from the writer ends the encoding.
+TEST(FamilyBuilder, EncodingInPiecesWritesTheSameBytes) {
+  Families families;
+  FamilyBuilder big("podsight_process_execs_total", "Execs.", MetricType::Counter, {"cgroup", "comm"});
+  for (int i = 0; i < 5000; ++i) big.add({"/pod" + std::to_string(i % 50), "c\\" + std::to_string(i)}, i);
+  families.push_back(big.take());
+  FamilyBuilder info("podsight_build_info", "Build.", MetricType::Gauge, {"version"});
+  info.add({"1.0"}, 1);
+  families.push_back(info.take());
+  prometheus::MetricFamily histogram;
+  histogram.name = "podsight_scrape_seconds";
+  histogram.help = "Scrapes.";
+  histogram.type = MetricType::Histogram;
+  histogram.metric.emplace_back();
+  histogram.metric.back().histogram.sample_count = 3;
+  histogram.metric.back().histogram.bucket = {{1, 0.5}, {3, 2.0}};
+  families.push_back(Family::from(histogram));
+
+  for (const Format format : {Format::kText004, Format::kOpenMetrics100}) {
+    std::string whole;
+    encode(families, format, whole);
+    EXPECT_GE(encoded_size_estimate(families), whole.size() * 9 / 10);
+    for (const std::size_t piece : {std::size_t{1}, std::size_t{1000}, std::size_t{64} << 10}) {
+      std::string joined;
+      std::size_t pieces = 0;
+      encode(
+          families, format,
+          [&](std::string_view p) {
+            ++pieces;
+            EXPECT_FALSE(p.empty());
+            EXPECT_EQ(p.back(), '\n') << "a piece ends inside a line";
+            EXPECT_LT(p.size(), piece + 200);
+            joined.append(p);
+          },
+          piece);
+      EXPECT_EQ(joined, whole) << piece;
+      EXPECT_GE(pieces, whole.size() / (piece + 200)) << piece;
+    }
+  }
+  int calls = 0;
+  EXPECT_THROW(encode(
+                   families, Format::kText004,
+                   [&](std::string_view) {
+                     if (++calls == 3) throw std::runtime_error("client went away");
+                   },
+                   1000),
+               std::runtime_error);
+  EXPECT_EQ(calls, 3);
 }
 
 TEST(FamilyBuilder, OutputEncodesToExpectedText) {

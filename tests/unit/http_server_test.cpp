@@ -557,6 +557,73 @@ TEST(HttpServer, LargeMetricsAreGzippedWhenTheClientAcceptsIt) {
   EXPECT_EQ(small->body, "up 1\n");
 }
 
+// A streamed body (Response::stream) is the same bytes as the whole one: gzip-encoded as its pieces
+// come when the client accepts it, plain otherwise and when it stays small; HEAD announces what GET
+// sends; a stream that throws halfway is a 500 and serving goes on.
+TEST(HttpServer, StreamedBodiesAreGzippedAsTheyComeAndOtherwiseKeptWhole) {
+  const std::string body = metrics_body(500);
+  ASSERT_GT(body.size(), 4096U);
+  const auto streamed = [](std::string text, std::size_t piece) {
+    Response r{200, kPrometheusType, ""};
+    r.stream = [text = std::move(text), piece](BodySink& sink) {
+      sink.expect(text.size());
+      for (std::size_t at = 0; at < text.size(); at += piece) sink.write(std::string_view(text).substr(at, piece));
+    };
+    return r;
+  };
+  auto server = start_server(test_options(), [&](Server& s) {
+    s.route("/metrics", [&](const httplib::Request&) { return streamed(body, 100); });
+    s.route("/one-piece", [&](const httplib::Request&) { return streamed(body, body.size()); });
+    s.route("/small", [&](const httplib::Request&) { return streamed("up 1\n", 2); });
+    s.route("/boom", [&](const httplib::Request&) {
+      Response r{200, kPrometheusType, ""};
+      r.stream = [&](BodySink& sink) {
+        sink.write(body);
+        throw std::runtime_error("collector failed");
+      };
+      return r;
+    });
+  });
+  auto c = client(server->port());
+  c.set_decompress(false);  // see the bytes on the wire
+  const httplib::Headers prometheus{{"Accept-Encoding", "gzip"}};
+
+  for (const char* path : {"/metrics", "/one-piece"}) {
+    auto res = c.Get(path, prometheus);
+    ASSERT_TRUE(res) << path;
+    EXPECT_EQ(res->status, 200);
+    EXPECT_EQ(res->get_header_value("Content-Encoding"), "gzip") << path;
+    EXPECT_EQ(res->get_header_value("Vary"), "Accept-Encoding") << path;
+    EXPECT_LT(res->body.size(), body.size() / 2) << path;
+    EXPECT_EQ(gunzip(res->body), body) << path;
+  }
+  auto head = c.Head("/metrics", prometheus);
+  ASSERT_TRUE(head);
+  EXPECT_EQ(head->get_header_value("Content-Encoding"), "gzip");
+  auto get = c.Get("/metrics", prometheus);
+  ASSERT_TRUE(get);
+  EXPECT_EQ(head->get_header_value("Content-Length"), std::to_string(get->body.size()));
+
+  auto plain = c.Get("/metrics", {{"Accept-Encoding", "identity"}});
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->get_header_value("Content-Encoding"), "");
+  EXPECT_EQ(plain->body, body);
+
+  auto small = c.Get("/small", prometheus);
+  ASSERT_TRUE(small);
+  EXPECT_EQ(small->get_header_value("Content-Encoding"), "");
+  EXPECT_EQ(small->body, "up 1\n");
+
+  auto boom = c.Get("/boom", prometheus);
+  ASSERT_TRUE(boom);
+  EXPECT_EQ(boom->status, 500);
+  EXPECT_EQ(boom->get_header_value("Content-Encoding"), "");
+  EXPECT_EQ(boom->body.find("collector failed"), std::string::npos) << "exception text must not leak";
+  auto after = c.Get("/metrics", prometheus);
+  ASSERT_TRUE(after);
+  EXPECT_EQ(gunzip(after->body), body);
+}
+
 TEST(HttpServer, KeepAliveServesSeveralRequestsOnOneConnection) {
   auto options = test_options();
   options.keep_alive_max_requests = 4;
