@@ -169,6 +169,13 @@ def cgroup_id(path):
     return os.stat(path).st_ino
 
 
+def reset_peak_rss(pid):
+    """Sets a process's peak resident memory (VmHWM) back to what it holds now (clear_refs 5), so
+    that the next proc_sample's hwm_bytes is the peak of what happened in between."""
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
 def proc_sample(pid):
     """CPU seconds, resident and peak memory, threads and fds of a process."""
     with open(f"/proc/{pid}/stat") as f:

@@ -165,16 +165,20 @@ def _scrape_block(m):
                         _mib(mm["node_exporter_rss_bytes"])])
             continue
         p, n = r["podsight"], r["node_exporter"]
+        # Runs before the peak column was added have none.
+        peaks = [_mib(x["peak_rss_bytes"]) if "peak_rss_bytes" in x else "—" for x in (p, n)]
         rows.append([f"{p['series']:,}", "gzip" if r["gzip"] else "plain", r["scrapers"], _f(p["p50_ms"], 1),
-                     _f(p["p99_ms"], 1), _med(p["cpu_ms_per_scrape"], 1), _med(p["cpu_us_per_series"], 2),
+                     _f(p["p99_ms"], 1), _med(p["cpu_ms_per_scrape"], 1), _med(p["cpu_us_per_series"], 2), peaks[0],
                      f"{n['series']:,}", _f(n["p50_ms"], 1), _f(n["p99_ms"], 1), _med(n["cpu_us_per_series"], 2),
-                     _f(r["cost_per_series_ratio"], 2)])
+                     peaks[1], _f(r["cost_per_series_ratio"], 2)])
     out = (f"{_stamp(m)} Agent and node_exporter pinned to CPU {m['agent_cpu']}, scrapers to CPU "
-           f"{m['scraper_cpu']}; series spread over {m['cgroups']} bench cgroups.\n\n" +
+           f"{m['scraper_cpu']}; series spread over {m['cgroups']} bench cgroups. Peak MiB: the most "
+           "resident memory during that row's scrapes (VmHWM reset before them).\n\n" +
            _table(["podsight series", "encoding", "scrapers", "p50 ms", "p99 ms", "CPU ms/scrape",
-                   "CPU µs/series", "node_exporter series", "p50 ms", "p99 ms", "CPU µs/series",
-                   "podsight/node_exporter per series"], rows))
-    out += ("\n\nResident memory after those scrapes (MiB; peak = VmHWM since start; agent idle before "
+                   "CPU µs/series", "peak MiB", "node_exporter series", "p50 ms", "p99 ms", "CPU µs/series",
+                   "peak MiB", "podsight/node_exporter per series"], rows))
+    out += ("\n\nResident memory after those scrapes (MiB; peak = the most during that size's scrapes; agent "
+            "idle before "
             f"filling: {_mib(m.get('idle_rss_bytes'))}):\n\n" +
             _table(["podsight series", "podsight RSS", "podsight peak RSS", "node_exporter RSS"], mem))
     return out
@@ -330,10 +334,15 @@ def _targets_block(merged):
             rows.append(["cost per series", "below node_exporter's", f"{min(ratios):.2f}–{max(ratios):.2f}× "
                          "node_exporter's (≥ 10k series)", "met" if max(ratios) < 1 else "missed"])
         big = [r["memory"] for r in m["rows"] if "memory" in r and r["target_series"] == 100000]
+        # How Prometheus scrapes: gzip, one scraper per replica.
+        zipped = [r["podsight"]["peak_rss_bytes"] for r in m["rows"] if r.get("target_series") == 100000
+                  and "podsight" in r and r["gzip"] and r["scrapers"] == 1 and "peak_rss_bytes" in r["podsight"]]
         if big:
+            peak = zipped[0] if zipped else big[0]["podsight_peak_rss_bytes"]
+            during = "during gzip scrapes" if zipped else "since start"
             rows.append(["RSS at 100k series", "< 30 MB (the target is at 100k tracked connections: below)",
-                         f"{_mib(big[0]['podsight_rss_bytes'])} MiB (peak {_mib(big[0]['podsight_peak_rss_bytes'])})",
-                         "met" if big[0]["podsight_peak_rss_bytes"] < 30e6 else "missed"])
+                         f"{_mib(big[0]['podsight_rss_bytes'])} MiB after (peak {_mib(peak)} {during})",
+                         "met" if peak < 30e6 else "missed"])
     m = ms.get("tcp_conns")
     if m and "rows" in m:
         big = [r for r in m["rows"] if r["loopback_connections"] >= 50000]

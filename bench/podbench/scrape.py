@@ -11,7 +11,7 @@ import contextlib
 import os
 
 from .common import (Agent, LoadWatch, NodeExporter, bench_cgroup, cgroup_id, count_series, http_get,
-                     proc_sample, quantile, rotations, summary)
+                     proc_sample, quantile, reset_peak_rss, rotations, summary)
 
 CGROUPS = 100
 
@@ -60,6 +60,9 @@ def scrape(env):
                     lat = {"podsight": [], "node_exporter": []}
                     cpu = {"podsight": [], "node_exporter": []}
                     size_bytes = {}
+                    # The peak of these scrapes alone: each process's VmHWM restarts from its RSS now.
+                    for target in (agent, ne):
+                        reset_peak_rss(target.pid)
                     for _, order in rotations(["podsight", "node_exporter"], rounds):
                         for who in order:
                             target = agent if who == "podsight" else ne
@@ -69,8 +72,11 @@ def scrape(env):
                             cpu[who].append(c)
                             size_bytes[who] = b
                     row = {"target_series": size, "gzip": gzip, "scrapers": threads}
+                    peaks = {"podsight": proc_sample(agent.pid)["hwm_bytes"],
+                             "node_exporter": proc_sample(ne.pid)["hwm_bytes"]}
                     for who, nseries in (("podsight", series), ("node_exporter", ne_series)):
                         row[who] = {
+                            "peak_rss_bytes": peaks[who],
                             "series": nseries,
                             "bytes": size_bytes[who],
                             "requests": len(lat[who]),
@@ -84,8 +90,10 @@ def scrape(env):
                                                     if row["node_exporter"]["cpu_us_per_series"]["median"] else None)
                     results.append(row)
             mem = proc_sample(agent.pid)
+            peak = max(r["podsight"]["peak_rss_bytes"] for r in results
+                       if r.get("target_series") == size and "podsight" in r)
             results.append({"target_series": size, "memory": {
-                "podsight_rss_bytes": mem["rss_bytes"], "podsight_peak_rss_bytes": mem["hwm_bytes"],
+                "podsight_rss_bytes": mem["rss_bytes"], "podsight_peak_rss_bytes": peak,
                 "node_exporter_rss_bytes": proc_sample(ne.pid)["rss_bytes"]}})
     return {"rounds": rounds, "agent_cpu": target_cpu, "scraper_cpu": scraper_cpu, "load": load.result(),
             "cgroups": CGROUPS, "idle_rss_bytes": idle["rss_bytes"], "rows": results}
