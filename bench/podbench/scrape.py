@@ -9,6 +9,7 @@ node_exporter are pinned to one CPU ("on one core"), the scrapers to the other."
 
 import contextlib
 import os
+import time
 
 from .common import (Agent, LoadWatch, NodeExporter, bench_cgroup, cgroup_id, count_series, http_get,
                      proc_sample, quantile, reset_peak_rss, rotations, summary)
@@ -60,7 +61,10 @@ def scrape(env):
                     lat = {"podsight": [], "node_exporter": []}
                     cpu = {"podsight": [], "node_exporter": []}
                     size_bytes = {}
-                    # The peak of these scrapes alone: each process's VmHWM restarts from its RSS now.
+                    # The peak of these scrapes alone: each process's VmHWM restarts from its RSS now,
+                    # once the last row's responses are freed (the client may have read a body before
+                    # the server let go of it: the reset then counted 12 MiB at 100k series).
+                    time.sleep(0.5)
                     for target in (agent, ne):
                         reset_peak_rss(target.pid)
                     for _, order in rotations(["podsight", "node_exporter"], rounds):
