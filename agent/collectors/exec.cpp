@@ -81,7 +81,7 @@ bool Exec::collect(ScrapeContext& ctx, metrics::Families& out) {
   // A key's total: its hash entry plus its slot, if it has one. Room for every entry the map can
   // hold; a mapped allocation's untouched part costs nothing.
   Totals totals;
-  if (auto info = bpf::map_info(fd)) totals.reserve(info->max_entries);
+  totals.reserve(program_.counts_capacity());
   auto walked = bpf::for_each_percpu_sum<exec_key, std::uint64_t>(
       fd, *ncpus, "exec_counts",
       [&](const exec_key& key, const std::uint64_t& count) { totals.add(key, count); });

@@ -194,7 +194,6 @@ class Gzip {
   Gzip& operator=(const Gzip&) = delete;
 
   // False once zlib has failed (it could not even start, or ran out of memory): nothing more is added.
-  [[nodiscard]] bool ok() const { return ok_; }
   bool add(std::string_view in) { return run(in, Z_NO_FLUSH); }
   // Ends the member and hands out its bytes; nullopt if zlib failed.
   std::optional<std::string> finish() {
