@@ -57,6 +57,25 @@ void cut_utf8(std::string& s, std::size_t max) {
   s.resize(n);
 }
 
+// Whether `sorted` (ascending, distinct) holds k. The keys are hashes, spread evenly over 64 bits, so
+// k's place is about k / 2^64 of the way in, give or take a few hundred places at 100k keys: the
+// window starts there and widens until it must hold k, then is searched. A binary search over all of
+// them made most of the budget's time at 100k series, a cache miss per step.
+bool holds(const std::vector<std::uint64_t>& sorted, std::uint64_t k) {
+  const std::size_t n = sorted.size();
+  if (n == 0) return false;
+  // k's top 32 bits times n (< 2^32 series) fits 64 bits; the result is below n.
+  const auto guess = static_cast<std::size_t>(((k >> 32) * static_cast<std::uint64_t>(n)) >> 32);
+  std::size_t lo = guess;
+  std::size_t hi = guess + 1;
+  // Everything before lo is smaller than sorted[lo] <= k; everything from hi on is above sorted[hi - 1] >= k.
+  for (std::size_t step = 1; lo > 0 && sorted[lo] > k; step *= 2) lo = lo > step ? lo - step : 0;
+  for (std::size_t step = 1; hi < n && sorted[hi - 1] < k; step *= 2) hi = std::min(n, hi + step);
+  const auto begin = sorted.begin() + static_cast<std::ptrdiff_t>(lo);
+  const auto end = sorted.begin() + static_cast<std::ptrdiff_t>(hi);
+  return std::binary_search(begin, end, k);
+}
+
 }  // namespace
 
 SeriesBudget::SeriesBudget(BudgetOptions options) : options_(std::move(options)) {}
@@ -158,31 +177,28 @@ void SeriesBudget::apply(Family& family, bool complete) {
     keys[i] = rendered ? std::hash<std::string_view>{}(family.label_block(family.series[i]))
                        : series_hash(family.metric[i]);
   }
-  // Whether each series was admitted before this scrape: looked up once, here. Releasing admitted
-  // series that are gone (below) never changes it for a series that is present.
+  auto& admitted = st.admitted;  // sorted
+  // Whether each series was admitted before this scrape, looked up once: releasing the admitted
+  // series that are gone (below) never changes it for one that is present.
   std::vector<char> was_admitted(n);
   std::size_t admitted_present = 0;
-  std::size_t folded_present = 0;
-  std::vector<std::uint64_t> present(keys);  // sorted, distinct: a set without a node per series
-  std::sort(present.begin(), present.end());
-  present.erase(std::unique(present.begin(), present.end()), present.end());
   for (std::size_t i = 0; i < n; ++i) {
-    was_admitted[i] = st.admitted.count(keys[i]) != 0 ? 1 : 0;
-    admitted_present += was_admitted[i];
+    was_admitted[i] = holds(admitted, keys[i]) ? 1 : 0;
+    admitted_present += static_cast<std::size_t>(was_admitted[i]);
   }
   if (complete) {
-    // In a steady state every admitted and folded series is still present: counting the present
-    // ones (each distinct key once) shows that without a pass over the admitted set.
-    if (present.size() != n) {
-      admitted_present = 0;
-      for (const std::uint64_t k : present) admitted_present += st.admitted.count(k);
-    }
+    // Series that are gone free their place. In a steady state every admitted and folded series is
+    // still present, which counting shows without building the set of present keys. A key two series
+    // share (a 64-bit collision) counts twice: that only takes the exact path below.
+    std::size_t folded_present = 0;
     if (!st.folded.empty()) {
-      for (const std::uint64_t k : present) folded_present += st.folded.count(k);
+      for (const std::uint64_t k : keys) folded_present += st.folded.count(k);
     }
-    const auto gone = [&](std::uint64_t k) { return !std::binary_search(present.begin(), present.end(), k); };
-    if (admitted_present != st.admitted.size()) std::erase_if(st.admitted, gone);
-    if (folded_present != st.folded.size()) {
+    if (admitted_present != admitted.size() || folded_present != st.folded.size()) {
+      std::vector<std::uint64_t> present(keys);
+      std::sort(present.begin(), present.end());
+      const auto gone = [&](std::uint64_t k) { return !std::binary_search(present.begin(), present.end(), k); };
+      std::erase_if(admitted, gone);
       std::erase_if(st.folded, [&](const auto& e) {
         if (!gone(e.first)) return false;
         if (counter) st.retired += e.second;
@@ -191,16 +207,18 @@ void SeriesBudget::apply(Family& family, bool complete) {
     }
   }
 
-  std::size_t room = max > st.admitted.size() ? max - st.admitted.size() : 0;
-  std::vector<std::size_t> kept;
-  kept.reserve(std::min(n, max));
+  // Admission, and the kept series moved down in place. Keys admitted now join the sorted set after
+  // the pass.
+  std::size_t room = max > admitted.size() ? max - admitted.size() : 0;
+  std::vector<std::uint64_t> fresh;
+  std::size_t kept = 0;
   for (std::size_t i = 0; i < n; ++i) {
     const std::uint64_t k = keys[i];
-    bool admit = was_admitted[i] != 0 || st.admitted.count(k) != 0;
+    bool admit = was_admitted[i] != 0;
     if (!admit && room > 0) {
       admit = true;
       --room;
-      st.admitted.insert(k);
+      fresh.push_back(k);
       // A folded series that gets its own place leaves its value behind in the overflow counter.
       if (auto f = st.folded.find(k); f != st.folded.end()) {
         if (counter) st.retired += f->second;
@@ -208,25 +226,33 @@ void SeriesBudget::apply(Family& family, bool complete) {
       }
     }
     if (admit) {
-      kept.push_back(i);
+      if (kept != i) {
+        if (rendered) {
+          family.series[kept] = family.series[i];
+        } else {
+          family.metric[kept] = std::move(family.metric[i]);
+        }
+      }
+      ++kept;
       continue;
     }
-    auto [f, fresh] = st.folded.try_emplace(k, value_at(i));
-    if (fresh) ++st.dropped;
+    auto [f, fresh_fold] = st.folded.try_emplace(k, value_at(i));
+    if (fresh_fold) ++st.dropped;
     f->second = value_at(i);
   }
-
+  if (!fresh.empty()) {
+    std::sort(fresh.begin(), fresh.end());
+    const auto middle = static_cast<std::ptrdiff_t>(admitted.size());
+    admitted.insert(admitted.end(), fresh.begin(), fresh.end());
+    std::inplace_merge(admitted.begin(), admitted.begin() + middle, admitted.end());
+    // Two series of one key (a 64-bit collision) were both admitted as new: the key once.
+    admitted.erase(std::unique(admitted.begin(), admitted.end()), admitted.end());
+  }
   // Kept series keep their label blocks where they are in family.labels.
   if (rendered) {
-    std::vector<Family::Series> series;
-    series.reserve(kept.size() + 1);
-    for (auto i : kept) series.push_back(family.series[i]);
-    family.series = std::move(series);
+    family.series.resize(kept);
   } else {
-    std::vector<prometheus::ClientMetric> metric;
-    metric.reserve(kept.size() + 1);
-    for (auto i : kept) metric.push_back(std::move(family.metric[i]));
-    family.metric = std::move(metric);
+    family.metric.resize(kept);
   }
 
   const bool show = sums && (!st.folded.empty() || (counter && st.overflow_shown));

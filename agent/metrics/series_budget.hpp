@@ -15,7 +15,6 @@
 #include <set>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace podsight::metrics {
@@ -46,7 +45,7 @@ class SeriesBudget {
 
  private:
   struct FamilyState {
-    std::unordered_set<std::uint64_t> admitted;
+    std::vector<std::uint64_t> admitted;  // sorted: 8 bytes a series, where a hash set took ~35
     std::unordered_map<std::uint64_t, double> folded;  // series key -> its value at the last scrape
     double retired = 0;  // counters: values of series that left the overflow (kept so it never decreases)
     bool overflow_shown = false;

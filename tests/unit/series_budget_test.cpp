@@ -6,7 +6,14 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <map>
+#include <numeric>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
 
 namespace podsight::metrics {
 namespace {
@@ -185,6 +192,85 @@ TEST(SeriesBudget, ManySeriesKeepExactlyTheLimit) {
   for (std::size_t i = 0; i + 1 < f.size(); ++i) kept += f.series[i].value;
   EXPECT_EQ(kept + f.series.back().value, total);  // nothing lost, nothing counted twice
   EXPECT_EQ(budget.dropped("podsight_test_total"), 4000u);
+}
+
+// The budget's rules written out plainly, with a std::set of admitted names, to check the budget
+// against over many scrapes of many series.
+struct BudgetModel {
+  std::size_t max;
+  std::set<std::string> admitted;
+  std::map<std::string, double> folded;
+  double retired = 0;
+  bool shown = false;
+  std::uint64_t dropped = 0;
+
+  std::map<std::string, double> apply(const std::vector<std::pair<std::string, double>>& series, bool complete) {
+    if (complete) {
+      std::set<std::string> present;
+      for (const auto& [name, v] : series) present.insert(name);
+      std::erase_if(admitted, [&](const std::string& n) { return present.count(n) == 0; });
+      std::erase_if(folded, [&](const auto& e) {
+        if (present.count(e.first) != 0) return false;
+        retired += e.second;
+        return true;
+      });
+    }
+    std::size_t room = max > admitted.size() ? max - admitted.size() : 0;
+    std::set<std::string> before = admitted;
+    std::map<std::string, double> out;
+    for (const auto& [name, v] : series) {
+      bool admit = before.count(name) != 0;
+      if (!admit && room > 0) {
+        admit = true;
+        --room;
+        admitted.insert(name);
+        if (auto f = folded.find(name); f != folded.end()) {
+          retired += f->second;
+          folded.erase(f);
+        }
+      }
+      if (admit) {
+        out[name] = v;
+        continue;
+      }
+      if (folded.count(name) == 0) ++dropped;
+      folded[name] = v;
+    }
+    if (!folded.empty() || shown) {
+      shown = true;
+      double total = retired;
+      for (const auto& [name, v] : folded) total += v;
+      out["<overflow>"] = total;
+    }
+    return out;
+  }
+};
+
+// Thousands of series come and go over many scrapes, in a new order each time, some scrapes
+// incomplete: the kept series, the overflow value and the drop count are what the rules say.
+TEST(SeriesBudget, ManyScrapesOfSeriesComingAndGoingFollowTheRules) {
+  constexpr std::size_t kLimit = 700;
+  SeriesBudget budget(BudgetOptions{.max_series = kLimit});
+  BudgetModel model{.max = kLimit};
+  std::mt19937 rng(20261206);
+  std::vector<int> pods(3000);
+  std::iota(pods.begin(), pods.end(), 0);
+  for (int scrape = 0; scrape < 40; ++scrape) {
+    std::shuffle(pods.begin(), pods.end(), rng);
+    // A window of the pods, shifting: some end, some start, most stay.
+    const std::size_t n = 400 + static_cast<std::size_t>(rng() % 1200);
+    std::vector<std::pair<std::string, double>> series;
+    for (std::size_t i = 0; i < n; ++i) {
+      const int pod = pods[i];
+      series.emplace_back("pod-" + std::to_string(pod), 1000.0 * scrape + pod);
+    }
+    const bool complete = scrape % 7 != 3;
+    auto f = family(MetricType::Counter, series);
+    budget.apply(f, complete);
+    ASSERT_EQ(values(f), model.apply(series, complete)) << "scrape " << scrape;
+    ASSERT_EQ(budget.dropped("podsight_test_total"), model.dropped) << "scrape " << scrape;
+    ASSERT_LE(f.size(), kLimit + 1);
+  }
 }
 
 TEST(SeriesBudget, FamiliesFromPrometheusCppAreBudgetedToo) {
