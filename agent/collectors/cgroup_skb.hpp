@@ -5,12 +5,7 @@
 #include "metadata/workload.hpp"
 #include "programs/cgroup_skb.hpp"
 
-#include <cstdint>
-#include <unordered_map>
-
-// clang-format off
-#include <linux/types.h>
-#include "cgroup_skb.h"
+#include <cstddef>
 // clang-format on
 
 namespace podsight::collectors {
@@ -23,12 +18,9 @@ class CgroupSkb final : public Collector {
   bool collect(ScrapeContext& ctx, metrics::Families& out) override;
 
  private:
-  // Adds each cgroup's slot (bpf/shared/cgroup_skb.h) to its hash totals, frees slots of cgroups no
-  // longer in the hash, and gives free slots to cgroups in the hash.
-  Status add_slots(int ncpus, std::unordered_map<std::uint64_t, cgroup_skb_value>& totals);
-
   const programs::CgroupSkb& program_;
   metadata::WorkloadResolver& workloads_;
+  std::size_t last_entries_ = 0;  // cgroup_skb_counts entries at the last scrape
 };
 
 }  // namespace podsight::collectors

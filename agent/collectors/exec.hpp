@@ -5,6 +5,8 @@
 #include "metadata/workload.hpp"
 #include "programs/exec.hpp"
 
+#include <cstddef>
+
 namespace podsight::collectors {
 
 class Exec final : public Collector {
@@ -17,6 +19,7 @@ class Exec final : public Collector {
  private:
   const programs::Exec& program_;
   metadata::WorkloadResolver& workloads_;
+  std::size_t last_entries_ = 0;  // exec_counts entries at the last scrape
 };
 
 }  // namespace podsight::collectors

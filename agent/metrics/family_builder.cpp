@@ -125,7 +125,7 @@ void FamilyBuilder::add_values(const Values& values, double value) {
 
 void FamilyBuilder::expect(std::size_t series) {
   expected_ = series;
-  family_.series.reserve(series);
+  family_.series.reserve(series + 1);  // and the series budget's overflow series, if it adds one
   if (2 * series > slots_.size()) grow_slots(series);
 }
 

@@ -77,10 +77,6 @@ void Exec::do_stop() {
 
 int Exec::counts_fd() const { return skel_ ? bpf_map__fd(skel_->maps.exec_counts) : -1; }
 int Exec::slots_fd() const { return skel_ ? bpf_map__fd(skel_->maps.exec_slots) : -1; }
-std::uint32_t Exec::counts_capacity() const {
-  return skel_ ? bpf_map__max_entries(skel_->maps.exec_counts) : 0;
-}
-
 std::uint32_t Exec::slots() const { return skel_ ? bpf_map__max_entries(skel_->maps.exec_slots) : 0; }
 
 std::vector<MapRef> Exec::maps() const {

@@ -24,8 +24,6 @@ class Exec final : public Family {
 
   // fd of the (cgroup id, comm) -> per-CPU count map, -1 when not loaded.
   [[nodiscard]] int counts_fd() const;
-  // Entries exec_counts can hold (its max_entries), 0 when not loaded.
-  [[nodiscard]] std::uint32_t counts_capacity() const;
   // fd of the per-CPU array of exec_slot (see bpf/shared/exec.h), -1 when not loaded, and its number of slots
   // (a power of two: a key's slot is exec_slot_index(key, slots - 1)).
   [[nodiscard]] int slots_fd() const;
