@@ -613,12 +613,22 @@ std::set<std::uint32_t> bpftool_ids(const char* what) {
   auto r = run_command({"bpftool", "-j", what, "show"});
   std::set<std::uint32_t> ids;
   auto doc = nlohmann::json::parse(r.out, nullptr, false);
-  if (r.exit_code != 0 || !doc.is_array()) {
-    ADD_FAILURE() << "bpftool " << what << " show failed: " << r.out;
-    return ids;
+  // An object freed while bpftool lists the others (by another process on the machine, or one whose
+  // last reference just went) is an error entry, "can't get link by id (N): ...", and a non-zero exit:
+  // it is not alive. Any other error is a failure.
+  const std::string vanished = std::string("can't get ") + what + " by id";
+  bool ok = doc.is_array();
+  for (const auto& e : ok ? doc : nlohmann::json::array()) {
+    if (e.contains("id")) {
+      ids.insert(e["id"].get<std::uint32_t>());
+    } else if (!e.contains("error") || !e["error"].is_string() ||
+               e["error"].get<std::string>().rfind(vanished, 0) != 0) {
+      ok = false;
+    }
   }
-  for (const auto& e : doc) {
-    if (e.contains("id")) ids.insert(e["id"].get<std::uint32_t>());
+  if (!ok || (r.exit_code != 0 && doc.empty())) {
+    ADD_FAILURE() << "bpftool " << what << " show failed: " << r.out;
+    return {};
   }
   return ids;
 }
