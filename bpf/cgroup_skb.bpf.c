@@ -16,6 +16,8 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 16384); /* set from programs.cgroup_skb.max_entries before load */
+	/* an element per cgroup as its first packet comes, not max_entries x possible CPUs up front */
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct cgroup_skb_key);
 	__type(value, struct cgroup_skb_value);
 } cgroup_skb_counts SEC(".maps");

@@ -17,6 +17,8 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 16384); /* set from programs.exec.max_entries before load */
+	/* the agent adds BPF_F_NO_PREALLOC before load where the kernel allows it for this variant
+	 * (programs::allocate_on_use) */
 	__type(key, struct exec_key);
 	__type(value, __u64);
 } exec_counts SEC(".maps");

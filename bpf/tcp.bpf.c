@@ -37,7 +37,8 @@
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536); /* set from programs.tcp.max_connections before load */
-	/* memory follows the connections a node really has, not the bound */
+	/* memory follows the connections a node really has, not the bound (the agent preallocates it
+	 * where the kernel warns about allocating maps in kprobe and raw tracepoint programs) */
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct tcp_conn_key);
 	__type(value, struct tcp_conn);
@@ -46,6 +47,8 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 16384); /* set from programs.tcp.max_entries before load */
+	/* BPF_F_NO_PREALLOC added before load where the kernel allows it (programs::allocate_on_use),
+	 * as for tcp_remote_stats; cleared for tcp_conns and tcp_remote_addrs where it does not */
 	__type(key, struct tcp_stats_key);
 	__type(value, struct tcp_stats);
 } tcp_stats SEC(".maps");

@@ -199,4 +199,8 @@ bool Features::memcg_accounting() const {
   return version_.first > 5 || (version_.first == 5 && version_.second >= 11);
 }
 
+bool Features::tracing_maps_may_allocate() const {
+  return version_.first > 6 || (version_.first == 6 && version_.second >= 1);
+}
+
 }  // namespace podsight::bpf

@@ -57,6 +57,11 @@ class Features {
   bool can_load_iter(std::string_view target);
   // BPF memory is charged to the cgroup (>= 5.11), so RLIMIT_MEMLOCK does not matter.
   [[nodiscard]] bool memcg_accounting() const;
+  // Kprobe and raw tracepoint programs may use hash maps that allocate an element as its key arrives
+  // (BPF_F_NO_PREALLOC) without a kernel warning: >= 6.1. From 5.7 to 6.0 the verifier loads them
+  // but prints a WARN_ONCE splat (a panic where panic_on_warn is set). BTF-typed programs (tp_btf,
+  // fentry) and cgroup or XDP programs always may.
+  [[nodiscard]] bool tracing_maps_may_allocate() const;
 
   // The vmlinux BTF object (owned here), or nullptr. Valid until release_btf().
   const struct btf* vmlinux_btf();

@@ -20,6 +20,7 @@ static_assert(sizeof(exec_slot) == 32 && offsetof(exec_slot, owner) == 8,
 }  // namespace
 
 Result<std::string> Exec::do_start(Context& ctx) {
+  tracing_maps_may_allocate_ = ctx.features.tracing_maps_may_allocate();
   auto order =
       variant_order(cfg_.variant, {
                                       {"tp_btf", ctx.features.has_tp_btf("sched_process_exec")},
@@ -42,6 +43,10 @@ Status Exec::try_variant(const std::string& variant) {
   if (int err = bpf_map__set_max_entries(skel_->maps.exec_counts, cfg_.max_entries); err != 0) {
     do_stop();
     return errno_error("set max_entries", "map exec_counts", -err);
+  }
+  if (auto st = allocate_on_use(skel_->maps.exec_counts, "exec_counts", btf || tracing_maps_may_allocate_); !st) {
+    do_stop();
+    return st;
   }
   const std::uint32_t slots = slot_count(cfg_.max_entries);
   if (int err = bpf_map__set_max_entries(skel_->maps.exec_slots, slots); err != 0) {

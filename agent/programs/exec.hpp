@@ -40,6 +40,7 @@ class Exec final : public Family {
   bpf::Skeleton<exec_bpf> skel_;
   bpf::Link link_;
   std::string variant_;
+  bool tracing_maps_may_allocate_ = false;  // Features::tracing_maps_may_allocate(), at start
 };
 
 }  // namespace podsight::programs

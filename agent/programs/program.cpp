@@ -3,6 +3,9 @@
 
 #include "log/log.hpp"
 
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+
 #include <cerrno>
 #include <optional>
 
@@ -115,6 +118,15 @@ Result<std::string> first_working_variant(std::string_view family, const std::ve
     }
   }
   return *first;
+}
+
+Status allocate_on_use(struct bpf_map* map, const std::string& name, bool on_use) {
+  const std::uint32_t flags = bpf_map__map_flags(map);
+  const std::uint32_t want = on_use ? flags | BPF_F_NO_PREALLOC : flags & ~std::uint32_t{BPF_F_NO_PREALLOC};
+  if (int err = bpf_map__set_map_flags(map, want); err != 0) {
+    return errno_error(on_use ? "set BPF_F_NO_PREALLOC" : "clear BPF_F_NO_PREALLOC", "map " + name, -err);
+  }
+  return {};
 }
 
 std::uint32_t slot_count(std::uint32_t max_entries) {

@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+struct bpf_map;
+
 namespace podsight::programs {
 
 enum class State { kDisabled, kAttached, kDegraded, kFailed };
@@ -104,5 +106,13 @@ Result<std::string> first_working_variant(std::string_view family, const std::ve
 // more slots than keys tracked. Keys beyond them count in the family's hash, as without slots.
 inline constexpr std::uint32_t kMaxSlots = 1024;
 std::uint32_t slot_count(std::uint32_t max_entries);
+
+// Before load: whether a hash map allocates each element as its key arrives (BPF_F_NO_PREALLOC) or
+// all max_entries at creation. A per-CPU counter map preallocated holds max_entries x value size x
+// possible CPUs of kernel memory whether or not a key ever comes (tcp_stats: 768 KiB per CPU at the
+// default 16,384 entries, 96 MiB on a 128-CPU node); allocated on use, it holds what its keys need,
+// for an allocation at a key's first event. Kprobe and raw tracepoint programs may use such maps only
+// where Features::tracing_maps_may_allocate().
+Status allocate_on_use(struct bpf_map* map, const std::string& name, bool on_use);
 
 }  // namespace podsight::programs

@@ -280,6 +280,19 @@ Status Tcp::load(const std::string& variant, OpenConnections method, bool btf_re
       do_stop();
       return errno_error("set max_entries", "map tcp_remote_addrs", -err);
     }
+    // Elements as keys come where every program that writes the map may allocate (the raw tracepoint
+    // retransmit handlers write tcp_stats too); else preallocated, the connection records included.
+    const bool btf_typed_only = (variant == "tp_btf" || variant == "fentry") && btf_retransmit;
+    const bool on_use = btf_typed_only || f.tracing_maps_may_allocate();
+    for (auto [map, name] : {std::pair{skel_->maps.tcp_stats, "tcp_stats"},
+                             std::pair{skel_->maps.tcp_remote_stats, "tcp_remote_stats"},
+                             std::pair{skel_->maps.tcp_conns, "tcp_conns"},
+                             std::pair{skel_->maps.tcp_remote_addrs, "tcp_remote_addrs"}}) {
+      if (auto st = allocate_on_use(map, name, on_use); !st) {
+        do_stop();
+        return st;
+      }
+    }
     int err = tcp_bpf::load(skel_.get());
     if (err == 0) break;
     do_stop();

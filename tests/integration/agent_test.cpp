@@ -5,11 +5,27 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/types.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <limits>
 #include <sstream>
+#include <string>
 #include <thread>
+#include <vector>
+
+#include "exec.h"
 
 namespace podsight::testing {
 namespace {
@@ -98,6 +114,81 @@ TEST_F(Agent, FullMapCountsFailedInsertsAndKeepsCounting) {
               before + 1);
   }
   std::filesystem::remove_all(dir);
+}
+
+// The kernel's own account of a map's memory: fdinfo's memlock, which since Linux 6.4 is what the map
+// uses (map_mem_usage), not an estimate from max_entries.
+std::uint64_t map_memlock(int fd) {
+  std::ifstream in("/proc/self/fdinfo/" + std::to_string(fd));
+  std::string key;
+  std::uint64_t value = 0;
+  while (in >> key) {
+    if (key == "memlock:" && in >> value) return value;
+    in.ignore(std::numeric_limits<std::streamsize>::max(), '\n');
+  }
+  ADD_FAILURE() << "no memlock in fdinfo of fd " << fd;
+  return 0;
+}
+
+bool kernel_reports_map_usage() {
+  utsname u{};
+  if (::uname(&u) != 0) return false;
+  int major = 0;
+  int minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
+  return major > 6 || (major == 6 && minor >= 4);
+}
+
+// The per-CPU counter maps get an element as a key first comes, not max_entries x possible CPUs when
+// they are created (preallocated at the default 16,384 entries, tcp_stats alone holds 768 KiB per
+// possible CPU, 96 MiB on a 128-CPU node, whether or not a key ever comes). By the kernel's own
+// account each holds a fraction of what the same map preallocated holds, and grows by what its new
+// keys need.
+TEST_F(Agent, CounterMapsHoldKernelMemoryForTheKeysTheyHave) {
+  if (!kernel_reports_map_usage()) GTEST_SKIP() << "before Linux 6.4 fdinfo's memlock is computed from max_entries";
+  AgentProcess agent;
+  ASSERT_TRUE(agent.wait_serving()) << agent.logs();
+  for (const char* name : {"exec_counts", "tcp_stats", "cgroup_skb_coun"}) {
+    bpf_map_info info{};
+    const int fd = map_held_by(agent.pid(), name, &info);
+    ASSERT_GE(fd, 0) << name;
+    // The same map, preallocated.
+    const int prealloc = ::bpf_map_create(static_cast<bpf_map_type>(info.type), "podsight_test", info.key_size,
+                                          info.value_size, info.max_entries, nullptr);
+    ASSERT_GE(prealloc, 0) << name << ": " << std::strerror(errno);
+    const std::uint64_t used = map_memlock(fd);
+    const std::uint64_t full = map_memlock(prealloc);
+    ::close(prealloc);
+    RecordProperty(std::string(name) + "_memlock", std::to_string(used));
+    std::printf("%s: max_entries %u, kernel memory %llu bytes (preallocated: %llu)\n", name, info.max_entries,
+                static_cast<unsigned long long>(used), static_cast<unsigned long long>(full));
+    EXPECT_EQ(info.max_entries, 16384U) << name;
+    EXPECT_LT(used * 4, full) << name << " holds " << used << " bytes of kernel memory; preallocated "
+                              << full;
+    ::close(fd);
+  }
+
+  // New keys: the map grows by at least their values on every possible CPU.
+  const int counts = map_held_by(agent.pid(), "exec_counts");
+  ASSERT_GE(counts, 0);
+  const int ncpus = libbpf_num_possible_cpus();
+  ASSERT_GT(ncpus, 0);
+  const std::uint64_t before = map_memlock(counts);
+  constexpr int kKeys = 1000;
+  std::vector<std::uint64_t> per_cpu(static_cast<std::size_t>(ncpus), 0);
+  std::vector<exec_key> keys;
+  for (int i = 0; i < kKeys; ++i) {
+    exec_key k{};
+    k.cgroup_id = 0xfeedfacecafe0000ULL + static_cast<std::uint64_t>(i);  // no such cgroup
+    std::snprintf(k.comm, sizeof k.comm, "memtest%05d", i);
+    ASSERT_EQ(::bpf_map_update_elem(counts, &k, per_cpu.data(), BPF_NOEXIST), 0) << std::strerror(errno);
+    keys.push_back(k);
+  }
+  const std::uint64_t after = map_memlock(counts);
+  for (const auto& k : keys) ::bpf_map_delete_elem(counts, &k);
+  ::close(counts);
+  EXPECT_GE(after - before, std::uint64_t{kKeys} * sizeof(std::uint64_t) * static_cast<std::uint64_t>(ncpus))
+      << "exec_counts held " << before << " bytes, then " << after << " with " << kKeys << " more keys";
 }
 
 TEST_F(Agent, SigtermDetachesEverythingWithinTwoSeconds) {
