@@ -6,7 +6,6 @@
 #include "programs/cgroup_skb.hpp"
 
 #include <cstddef>
-// clang-format on
 
 namespace podsight::collectors {
 
